@@ -1,0 +1,104 @@
+"""Twin Q critic: TD target with target-policy smoothing, the TD loss and the MAGE loss.
+
+Shapes: B batch, O obs size, A action size. Twin critic parameters carry a leading axis of 2.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from magejax import networks
+
+
+def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int]):
+    """Two independent Q networks, parameters stacked on a leading axis of 2."""
+    return networks.init_ensemble(key, 2, hidden, obs_size + action_size, 1)
+
+
+def make_apply(hidden: Sequence[int]) -> tuple[Callable, Callable]:
+    """Returns `(q_single, twin_q)`.
+
+    `q_single(params_i, obs (B, O), action (B, A)) -> (B,)` for one critic;
+    `twin_q(params, obs, action) -> (2, B)` for both.
+    """
+    hidden = tuple(hidden)
+
+    def q_single(params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        return networks.apply_mlp(params, x, hidden, 1)[..., 0]
+
+    def twin_q(params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return jax.vmap(q_single, in_axes=(0, None, None))(params, obs, action)
+
+    return q_single, twin_q
+
+
+def smoothing_noise(key: jax.Array, shape: tuple[int, ...], scale: float, clip: float) -> jax.Array:
+    """TD3's target-policy smoothing noise, clip(N(0, scale²), ±clip)."""
+    return jnp.clip(scale * jax.random.normal(key, shape), -clip, clip)
+
+
+def td_target(target_critic_params, target_actor_params, reward: jax.Array, next_obs: jax.Array,
+              terminated: jax.Array, noise: jax.Array, *, gamma: float, pi: Callable,
+              twin_q: Callable) -> jax.Array:
+    """y = r + γ (1 − d) min_i Q̄_i(s', clip(π̄(s') + noise, ±1)). Inputs (B,), (B, O), (B,), (B, A) -> (B,)."""
+    next_action = jnp.clip(pi(target_actor_params, next_obs) + noise, -1.0, 1.0)
+    next_q = jnp.min(twin_q(target_critic_params, next_obs, next_action), axis=0)
+    return reward + gamma * (1.0 - terminated) * next_q
+
+
+def huber(x: jax.Array) -> jax.Array:
+    """Smooth-L1 with threshold 1 (PyTorch's `smooth_l1_loss`, the original code's choice)."""
+    return optax.huber_loss(x, delta=1.0)
+
+
+def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
+    """‖x‖₂ along `axis` whose gradient at x = 0 is 0 (jnp.linalg.norm's is NaN there)."""
+    sq = jnp.sum(x * x, axis=axis)
+    nonzero = sq > 0
+    return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+
+
+def td_loss(critic_params, obs: jax.Array, action: jax.Array, target: jax.Array, *,
+            twin_q: Callable) -> tuple[jax.Array, dict]:
+    """mean over batch and both critics of huber(y − Q_i(s, a)). target (B,) is held constant."""
+    target = jax.lax.stop_gradient(target)
+    delta = target[None] - twin_q(critic_params, obs, action)  # (2, B)
+    loss = jnp.mean(huber(delta))
+    return loss, {"critic_loss": loss, "td_error": jnp.mean(jnp.abs(delta))}
+
+
+def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Callable, *,
+              q_single: Callable, lam: float, grad_weight: float = 1.0) -> tuple[jax.Array, dict]:
+    """MAGE critic loss: grad_weight · huber(‖∇ₐ δ_i‖₂) + λ · huber(δ_i), mean over batch and critics.
+
+    δ_i(a) = y(a) − Q_i(s, a) with `target_fn: a (B, A) -> y (B,)`, the TD target as a function of
+    the action through the reward and the model's next state. `target_fn` must not depend on
+    `critic_params` (it uses the target networks), so ∇ₐy is a constant of the outer gradient and
+    JAX evaluates it in the forward pass only: the model and reward are never differentiated
+    w.r.t. φ. grad_weight = 0 and λ = 1 give exactly `td_loss`.
+    """
+
+    def delta_and_action_grad(params_i):
+        def summed_delta(a):
+            delta = target_fn(a) - q_single(params_i, obs, a)  # (B,)
+            return jnp.sum(delta), delta
+
+        # Samples are independent, so the gradient of the sum gives every ∇ₐδ(s_b, a_b) at once.
+        grad_a, delta = jax.grad(summed_delta, has_aux=True)(action)
+        return delta, grad_a
+
+    delta, grad_a = jax.vmap(delta_and_action_grad)(critic_params)  # (2, B), (2, B, A)
+    grad_norm = safe_norm(grad_a, axis=-1)  # (2, B)
+    loss = grad_weight * jnp.mean(huber(grad_norm)) + lam * jnp.mean(huber(delta))
+    return loss, {"critic_loss": loss, "td_error": jnp.mean(jnp.abs(delta)),
+                  "td_action_grad_norm": jnp.mean(grad_norm)}
+
+
+def action_grad_norm(critic_params, obs: jax.Array, action: jax.Array, *, q_single: Callable) -> jax.Array:
+    """mean over batch and critics of ‖∇ₐQ_i(s, a)‖₂: the quantity that collapses when λ = 0."""
+    grads = jax.vmap(lambda p: jax.grad(lambda a: jnp.sum(q_single(p, obs, a)))(action))(critic_params)
+    return jnp.mean(safe_norm(grads, axis=-1))

@@ -1,0 +1,42 @@
+"""Flax MLPs shared by actor, critic, dynamics model and learned reward.
+
+Weights are Xavier-uniform and biases zero, as in the original MAGE code. Ensembles (twin critics,
+the dynamics ensemble) are stacked parameter pytrees with a leading member axis, applied with
+`jax.vmap`, so members run as one batched matmul.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class MLP(nn.Module):
+    """Swish hidden layers, linear output. (..., in) -> (..., out)."""
+
+    hidden: Sequence[int]
+    out: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        init = dict(kernel_init=nn.initializers.xavier_uniform(), bias_init=nn.initializers.zeros)
+        for width in self.hidden:
+            x = nn.swish(nn.Dense(width, **init)(x))
+        return nn.Dense(self.out, **init)(x)
+
+
+def init_mlp(key: jax.Array, hidden: Sequence[int], in_size: int, out_size: int):
+    """Parameters of one `MLP(hidden, out_size)` taking `in_size` inputs."""
+    return MLP(tuple(hidden), out_size).init(key, jnp.zeros((1, in_size)))
+
+
+def init_ensemble(key: jax.Array, size: int, hidden: Sequence[int], in_size: int, out_size: int):
+    """`size` independent MLPs, parameters stacked on a leading axis of length `size`."""
+    keys = jax.random.split(key, size)
+    return jax.vmap(lambda k: init_mlp(k, hidden, in_size, out_size))(keys)
+
+
+def apply_mlp(params, x: jax.Array, hidden: Sequence[int], out_size: int) -> jax.Array:
+    return MLP(tuple(hidden), out_size).apply(params, x)

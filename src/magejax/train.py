@@ -1,0 +1,205 @@
+"""The training loop: a whole run is a pure function of (config, key).
+
+`make_train(config)` returns a `Trainer` whose `train(key)` runs acting, the replay buffer, model
+training every `model_train_every` steps, `num_updates` agent updates per step and a deterministic
+evaluation every `eval_every` steps, as one `lax.scan` over evaluation chunks. `jax.vmap(train)`
+runs many seeds at once. For host I/O between evaluations (progress, metrics files) the same
+pieces are exposed separately: `start(key)` and `run_chunk(state, chunk_index)`.
+
+Every branch decision (warm-up, model-training steps, delayed actor steps) depends only on the
+step index, which is the same for all seeds and never batched under vmap, so `lax.cond` stays a
+real branch instead of becoming "compute both and select".
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from magejax import configs, envs, normalization, replay
+from magejax.configs import Config
+from magejax.dynamics import ModelState
+from magejax.envs import Env, EnvState
+from magejax.normalization import RunningStats
+from magejax.replay import ReplayBuffer, Transition
+from magejax.update import Agent, AgentState, make_agent
+
+METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
+                "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse")
+"""Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity)."""
+
+
+@chex.dataclass
+class TrainState:
+    agent: AgentState
+    model: ModelState | None       # None for model-free algorithms
+    input_stats: RunningStats      # running statistics of (s, a) and s' − s over all real data
+    delta_stats: RunningStats
+    buffer: ReplayBuffer
+    env_state: EnvState
+    episode_return: jax.Array      # return so far of the running training episode
+    last_return: jax.Array         # return of the last finished training episode (NaN before)
+    key: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    config: Config
+    env: Env
+    agent: Agent
+    start: Callable[[jax.Array], tuple[TrainState, dict]]
+    run_chunk: Callable[[TrainState, jax.Array], tuple[TrainState, dict]]
+    train: Callable[[jax.Array], tuple[TrainState, dict]]
+
+    @property
+    def eval_steps(self) -> jax.Array:
+        """Env steps at which the metrics rows of `train` are taken. (num_chunks + 1,)"""
+        return jnp.arange(self.config.num_chunks + 1) * self.config.eval_every
+
+
+def _where(pred: jax.Array, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _nan_metrics(fn: Callable, *args) -> dict:
+    shapes = jax.eval_shape(fn, *args)[1]
+    return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+
+
+def make_train(config: Config) -> Trainer:
+    configs.validate(config)
+    env = envs.make(config.env)
+    agent = make_agent(config, env)
+    model = agent.model
+    c = config
+    num_updates = c.num_updates
+
+    def evaluate(actor_params, key: jax.Array) -> jax.Array:
+        """Returns of `eval_episodes` deterministic episodes. -> (eval_episodes,)"""
+
+        def episode(key):
+            def body(carry, _):
+                state, ret, alive = carry
+                next_state = env.step(state, agent.pi(actor_params, state.obs))
+                ret = ret + alive * next_state.reward
+                # Freeze a terminated episode: bare simulators stepped past the end can produce NaN.
+                next_state = _where(alive > 0, next_state, state)
+                alive = alive * (1.0 - next_state.terminated)
+                return (next_state, ret, alive), None
+
+            init = (env.reset(key), jnp.zeros(()), jnp.ones(()))
+            (_, ret, _), _ = jax.lax.scan(body, init, None, length=env.episode_length)
+            return ret
+
+        return jax.vmap(episode)(jax.random.split(key, c.eval_episodes))
+
+    def init(key: jax.Array) -> TrainState:
+        agent_key, model_key, env_key, key = jax.random.split(key, 4)
+        obs_in = env.obs_size + env.action_size
+        return TrainState(
+            agent=agent.init(agent_key),
+            model=model.init(model_key) if model is not None else None,
+            input_stats=normalization.init(obs_in), delta_stats=normalization.init(env.obs_size),
+            buffer=replay.init(c.buffer_size, env.obs_size, env.action_size),
+            env_state=env.reset(env_key), episode_return=jnp.zeros(()),
+            last_return=jnp.full((), jnp.nan), key=key)
+
+    def train_model(state: TrainState, key: jax.Array) -> tuple[ModelState, dict]:
+        """`model_train_batches` NLL steps, each member on its own uniform mini-batch."""
+        model_state = model.with_stats(state.model, state.input_stats, state.delta_stats)
+        indices = replay.sample_indices(state.buffer, key, (c.model_train_batches, c.ensemble_size,
+                                                            c.model_batch_size))
+
+        def body(model_state, idx):
+            batch = replay.gather(state.buffer, idx)  # leaves (E, N, ·)
+            return model.train_step(model_state, batch.obs, batch.action, batch.next_obs)
+
+        model_state, metrics = jax.lax.scan(body, model_state, indices)
+        return model_state, jax.tree.map(lambda m: m[-1], metrics)
+
+    def agent_updates(state: TrainState, step: jax.Array, key: jax.Array) -> tuple[AgentState, dict]:
+        """`num_updates` update steps on fresh uniform batches; metrics averaged over them."""
+        first_update = (step + 1 - c.warmup_steps) * num_updates
+
+        def body(agent_state, inputs):
+            j, key = inputs
+            sample_key, update_key = jax.random.split(key)
+            batch = replay.sample(state.buffer, sample_key, c.batch_size)
+            update_actor = (first_update + j + 1) % c.policy_delay == 0
+            return agent.update_step(agent_state, state.model, batch, update_key, update_actor)
+
+        keys = jax.random.split(key, num_updates)
+        agent_state, metrics = jax.lax.scan(body, state.agent, (jnp.arange(num_updates), keys))
+        return agent_state, jax.tree.map(jnp.nanmean, metrics)
+
+    def env_step(state: TrainState, step: jax.Array) -> tuple[TrainState, dict]:
+        """Act, store the transition, reset on episode end, train model and agent as scheduled."""
+        key, act_key, noise_key, reset_key, model_key, update_key = jax.random.split(state.key, 6)
+        obs = state.env_state.obs
+        random_action = jax.random.uniform(act_key, (env.action_size,), minval=-1.0, maxval=1.0)
+        noise = c.exploration_noise * jax.random.normal(noise_key, (env.action_size,))
+        policy_action = jnp.clip(agent.pi(state.agent.actor_params, obs) + noise, -1.0, 1.0)
+        action = jnp.where(step < c.warmup_steps, random_action, policy_action)
+
+        next_env = env.step(state.env_state, action)
+        transition = Transition(obs=obs, action=action, reward=next_env.reward, next_obs=next_env.obs,
+                                terminated=next_env.terminated, truncated=next_env.truncated)
+        done = jnp.maximum(next_env.terminated, next_env.truncated) > 0
+        episode_return = state.episode_return + next_env.reward
+        state = state.replace(
+            buffer=replay.insert(state.buffer, transition),
+            input_stats=normalization.update(state.input_stats, jnp.concatenate([obs, action])[None]),
+            delta_stats=normalization.update(state.delta_stats, (next_env.obs - obs)[None]),
+            # The transition keeps the true final observation; only the loop's state is reset.
+            env_state=_where(done, env.reset(reset_key), next_env),
+            episode_return=jnp.where(done, 0.0, episode_return),
+            last_return=jnp.where(done, episode_return, state.last_return),
+            key=key)
+
+        metrics = {}
+        if model is not None:
+            trained = lambda s: train_model(s, model_key)
+            skipped = lambda s: (s.model, _nan_metrics(trained, s))
+            model_state, model_metrics = jax.lax.cond((step + 1) % c.model_train_every == 0,
+                                                      trained, skipped, state)
+            state = state.replace(model=model_state)
+            metrics.update(model_metrics)
+
+        updated = lambda s: agent_updates(s, step, update_key)
+        skipped = lambda s: (s.agent, _nan_metrics(updated, s))
+        agent_state, update_metrics = jax.lax.cond(step + 1 >= c.warmup_steps, updated, skipped, state)
+        metrics.update(update_metrics)
+        return state.replace(agent=agent_state), metrics
+
+    def summarize(update_metrics: dict, eval_returns: jax.Array, last_return: jax.Array) -> dict:
+        row = {name: jnp.full((), jnp.nan) for name in METRIC_NAMES}
+        row.update({k: jnp.nanmean(v) for k, v in update_metrics.items()})
+        row.update(eval_return=jnp.mean(eval_returns), eval_return_std=jnp.std(eval_returns),
+                   train_return=last_return)
+        return row
+
+    def start(key: jax.Array) -> tuple[TrainState, dict]:
+        """Initial state and the metrics row of the untrained policy (env step 0)."""
+        state = init(key)
+        key, eval_key = jax.random.split(state.key)
+        returns = evaluate(state.agent.actor_params, eval_key)
+        return state.replace(key=key), summarize({}, returns, state.last_return)
+
+    def run_chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, dict]:
+        """`eval_every` env steps, then an evaluation. chunk_index: () int, unbatched under vmap."""
+        steps = chunk_index * c.eval_every + jnp.arange(c.eval_every)
+        state, step_metrics = jax.lax.scan(env_step, state, steps)
+        key, eval_key = jax.random.split(state.key)
+        returns = evaluate(state.agent.actor_params, eval_key)
+        return state.replace(key=key), summarize(step_metrics, returns, state.last_return)
+
+    def train(key: jax.Array) -> tuple[TrainState, dict]:
+        """A whole run. Returns the final state and metrics with leading axis num_chunks + 1."""
+        state, first = start(key)
+        state, rows = jax.lax.scan(run_chunk, state, jnp.arange(c.num_chunks))
+        return state, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rows)
+
+    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk, train=train)

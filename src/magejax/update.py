@@ -1,0 +1,172 @@
+"""One agent update — critic step, delayed actor step, Polyak targets — for every algorithm.
+
+The algorithm is fixed by two static choices (see `configs.ALGO_SPECS`):
+  critic loss        `td` (Huber TD error)  |  `mage` (Huber ‖∇ₐδ‖ + λ Huber δ)
+  transition source  `real` (buffer s, a, r, s')  |  `imagined` (buffer s, a = π(s), ŝ ~ model)
+MAGE-TD3 = mage + imagined, Dyna-TD3 = td + imagined, TD3 and TD3-UTD = td + real.
+
+`Agent.update_step(state, model, batch, key, update_actor) -> (state, metrics)` is pure.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from magejax import actor, critic
+from magejax.configs import Config
+from magejax.dynamics import EnsembleModel, ModelState
+from magejax.envs import Env
+from magejax.replay import Transition
+
+
+@chex.dataclass
+class AgentState:
+    actor_params: chex.ArrayTree
+    actor_target: chex.ArrayTree
+    critic_params: chex.ArrayTree   # twin critics, leading axis 2
+    critic_target: chex.ArrayTree
+    actor_opt_state: chex.ArrayTree
+    critic_opt_state: chex.ArrayTree
+
+
+def _optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
+    return optax.chain(optax.clip(grad_clip), optax.radam(lr))
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """The static parts of an actor-critic agent: its networks, optimisers and losses."""
+
+    config: Config
+    env: Env
+    model: EnsembleModel | None
+
+    # ------------------------------------------------------------ networks and optimisers
+    @property
+    def pi(self) -> Callable:
+        return actor.make_apply(self.env.action_size, self.config.actor_hidden)
+
+    @property
+    def q_fns(self) -> tuple[Callable, Callable]:
+        return critic.make_apply(self.config.critic_hidden)
+
+    @property
+    def actor_optimizer(self) -> optax.GradientTransformation:
+        return _optimizer(self.config.actor_lr, self.config.grad_clip)
+
+    @property
+    def critic_optimizer(self) -> optax.GradientTransformation:
+        return _optimizer(self.config.critic_lr, self.config.grad_clip)
+
+    def init(self, key: jax.Array) -> AgentState:
+        actor_key, critic_key = jax.random.split(key)
+        env, c = self.env, self.config
+        actor_params = actor.init(actor_key, env.obs_size, env.action_size, c.actor_hidden)
+        critic_params = critic.init(critic_key, env.obs_size, env.action_size, c.critic_hidden)
+        return AgentState(actor_params=actor_params, actor_target=actor_params,
+                          critic_params=critic_params, critic_target=critic_params,
+                          actor_opt_state=self.actor_optimizer.init(actor_params),
+                          critic_opt_state=self.critic_optimizer.init(critic_params))
+
+    # ------------------------------------------------------------ critic loss
+    def imagined_target_fn(self, state: AgentState, model: ModelState, obs: jax.Array,
+                           key: jax.Array) -> Callable[[jax.Array], jax.Array]:
+        """a (B, A) -> y(a) (B,): the TD target through the model with fixed noise (reparameterised).
+
+        Uses only target networks, the model and the reward: never the online critic.
+        """
+        model_key, noise_key = jax.random.split(key)
+        c, env = self.config, self.env
+        noise = critic.smoothing_noise(noise_key, (obs.shape[0], env.action_size), c.target_noise,
+                                       c.target_noise_clip)
+        _, twin_q = self.q_fns
+
+        def target(action):
+            next_obs = self.model.sample_next_obs(model, obs, action, model_key)
+            reward = jax.vmap(env.reward_fn)(obs, action, next_obs)
+            terminated = jax.vmap(env.done_fn)(next_obs)
+            return critic.td_target(state.critic_target, state.actor_target, reward, next_obs,
+                                    terminated, noise, gamma=c.gamma, pi=self.pi, twin_q=twin_q)
+
+        return target
+
+    def critic_loss(self, critic_params, state: AgentState, model: ModelState | None,
+                    batch: Transition, key: jax.Array) -> tuple[jax.Array, dict]:
+        """The algorithm's critic loss as a function of the online critic parameters only.
+
+        Everything else (actor, targets, model) enters through `stop_gradient`, so the loss's
+        gradient w.r.t. them is exactly zero and no code path can differentiate into them.
+        """
+        state, model = jax.lax.stop_gradient((state, model))
+        c, spec = self.config, self.config.spec
+        q_single, twin_q = self.q_fns
+        if spec.transitions == "real":
+            noise = critic.smoothing_noise(key, batch.action.shape, c.target_noise, c.target_noise_clip)
+            target = critic.td_target(state.critic_target, state.actor_target, batch.reward,
+                                      batch.next_obs, batch.terminated, noise, gamma=c.gamma,
+                                      pi=self.pi, twin_q=twin_q)
+            return critic.td_loss(critic_params, batch.obs, batch.action, target, twin_q=twin_q)
+
+        # Imagined transitions start at buffer states with the actor's own action (original code).
+        obs = batch.obs
+        action = self.pi(state.actor_params, obs)
+        target_fn = self.imagined_target_fn(state, model, obs, key)
+        if spec.critic_loss == "td":
+            return critic.td_loss(critic_params, obs, action, target_fn(action), twin_q=twin_q)
+        return critic.mage_loss(critic_params, obs, action, target_fn, q_single=q_single, lam=c.lam)
+
+    # ------------------------------------------------------------ the update step
+    def update_step(self, state: AgentState, model: ModelState | None, batch: Transition,
+                    key: jax.Array, update_actor: jax.Array) -> tuple[AgentState, dict]:
+        """Critic step; if `update_actor`, a DPG actor step and its Polyak target; Polyak critic target.
+
+        batch: Transition with leading axis B (imagined algorithms use only batch.obs).
+        update_actor: bool scalar. Keep it unbatched under vmap (derive it from a step counter
+        shared by all seeds) so that `lax.cond` skips the actor work instead of computing both.
+        Returns the new state and scalar metrics (actor metrics are NaN when no actor step ran).
+        """
+        c = self.config
+        (_, critic_metrics), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+            state.critic_params, state, model, batch, key)
+        updates, critic_opt_state = self.critic_optimizer.update(grads, state.critic_opt_state,
+                                                                 state.critic_params)
+        critic_params = optax.apply_updates(state.critic_params, updates)
+        state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state,
+                              critic_target=actor.polyak(state.critic_target, critic_params, c.tau))
+
+        q_single, twin_q = self.q_fns
+
+        def actor_step(state: AgentState) -> tuple[AgentState, dict]:
+            loss, grads = jax.value_and_grad(actor.dpg_loss)(state.actor_params, state.critic_params,
+                                                            batch.obs, self.pi, twin_q)
+            updates, opt_state = self.actor_optimizer.update(grads, state.actor_opt_state,
+                                                             state.actor_params)
+            params = optax.apply_updates(state.actor_params, updates)
+            grad_norm = critic.action_grad_norm(state.critic_params, batch.obs,
+                                                self.pi(state.actor_params, batch.obs), q_single=q_single)
+            return state.replace(actor_params=params, actor_opt_state=opt_state,
+                                 actor_target=actor.polyak(state.actor_target, params, c.tau)), \
+                {"actor_loss": loss, "q_action_grad_norm": grad_norm}
+
+        def no_actor_step(state: AgentState) -> tuple[AgentState, dict]:
+            nan = jnp.full((), jnp.nan)
+            return state, {"actor_loss": nan, "q_action_grad_norm": nan}
+
+        state, actor_metrics = jax.lax.cond(update_actor, actor_step, no_actor_step, state)
+        return state, {**critic_metrics, **actor_metrics}
+
+
+def make_agent(config: Config, env: Env) -> Agent:
+    model = None
+    if config.spec.uses_model:
+        model = EnsembleModel(obs_size=env.obs_size, action_size=env.action_size,
+                              ensemble_size=config.ensemble_size, hidden=tuple(config.model_hidden),
+                              min_logvar=config.min_logvar, max_logvar=config.max_logvar,
+                              lr=config.model_lr, weight_decay=config.model_weight_decay,
+                              grad_clip=config.grad_clip)
+    return Agent(config=config, env=env, model=model)
