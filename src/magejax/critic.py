@@ -71,18 +71,15 @@ def td_loss(critic_params, obs: jax.Array, action: jax.Array, target: jax.Array,
     return loss, {"critic_loss": loss, "td_error": jnp.mean(jnp.abs(delta))}
 
 
-def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Callable, *,
-              q_single: Callable, lam: float, grad_weight: float = 1.0) -> tuple[jax.Array, dict]:
-    """MAGE critic loss: grad_weight · huber(‖∇ₐ δ_i‖₂) + λ · huber(δ_i), mean over batch and critics.
+def td_errors_and_action_grads(critic_params, obs: jax.Array, action: jax.Array, target_fn: Callable,
+                               *, q_single: Callable) -> tuple[jax.Array, jax.Array]:
+    """δ_i = y(a) − Q_i(s, a) and ∇ₐδ_i for both critics: (2, B) and (2, B, A).
 
-    δ_i(a) = y(a) − Q_i(s, a) with `target_fn: a (B, A) -> y (B,)`, the TD target as a function of
-    the action through the reward and the model's next state. `target_fn` must not depend on
-    `critic_params` (it uses the target networks), so ∇ₐy is a constant of the outer gradient and
-    JAX evaluates it in the forward pass only: the model and reward are never differentiated
-    w.r.t. φ. grad_weight = 0 and λ = 1 give exactly `td_loss`.
+    `target_fn: a (B, A) -> y (B,)` is the TD target as a function of the action (through the
+    reward and the model's next state); it must not depend on `critic_params`.
     """
 
-    def delta_and_action_grad(params_i):
+    def per_critic(params_i):
         def summed_delta(a):
             delta = target_fn(a) - q_single(params_i, obs, a)  # (B,)
             return jnp.sum(delta), delta
@@ -91,7 +88,21 @@ def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Calla
         grad_a, delta = jax.grad(summed_delta, has_aux=True)(action)
         return delta, grad_a
 
-    delta, grad_a = jax.vmap(delta_and_action_grad)(critic_params)  # (2, B), (2, B, A)
+    # target_fn does not depend on the mapped critic parameters, so vmap evaluates it (and its
+    # action-gradient) once, not once per critic.
+    return jax.vmap(per_critic)(critic_params)
+
+
+def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Callable, *,
+              q_single: Callable, lam: float, grad_weight: float = 1.0) -> tuple[jax.Array, dict]:
+    """MAGE critic loss: grad_weight · huber(‖∇ₐ δ_i‖₂) + λ · huber(δ_i), mean over batch and critics.
+
+    The inner `jax.grad` (w.r.t. the action) sits inside whatever outer `jax.value_and_grad`
+    (w.r.t. φ) the caller applies. Since y(a) uses only target networks, the model and the
+    reward, ∇ₐy is a constant of the outer gradient: JAX evaluates it in the forward pass and
+    never differentiates the model or reward w.r.t. φ. grad_weight = 0, λ = 1 give `td_loss`.
+    """
+    delta, grad_a = td_errors_and_action_grads(critic_params, obs, action, target_fn, q_single=q_single)
     grad_norm = safe_norm(grad_a, axis=-1)  # (2, B)
     loss = grad_weight * jnp.mean(huber(grad_norm)) + lam * jnp.mean(huber(delta))
     return loss, {"critic_loss": loss, "td_error": jnp.mean(jnp.abs(delta)),

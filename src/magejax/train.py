@@ -30,6 +30,7 @@ from magejax.update import Agent, AgentState, make_agent
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
                 "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse")
 """Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity)."""
+MODEL_METRIC_NAMES = ("model_nll", "model_mse")
 
 
 @chex.dataclass
@@ -64,9 +65,9 @@ def _where(pred: jax.Array, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-def _nan_metrics(fn: Callable, *args) -> dict:
-    shapes = jax.eval_shape(fn, *args)[1]
-    return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+def _nan_metrics(names) -> dict:
+    # Built from known names rather than by tracing the skipped function a second time.
+    return {name: jnp.full((), jnp.nan, jnp.float32) for name in names}
 
 
 def make_train(config: Config) -> Trainer:
@@ -105,7 +106,7 @@ def make_train(config: Config) -> Trainer:
             input_stats=normalization.init(obs_in), delta_stats=normalization.init(env.obs_size),
             buffer=replay.init(c.buffer_size, env.obs_size, env.action_size),
             env_state=env.reset(env_key), episode_return=jnp.zeros(()),
-            last_return=jnp.full((), jnp.nan), key=key)
+            last_return=jnp.full((), jnp.nan, jnp.float32), key=key)
 
     def train_model(state: TrainState, key: jax.Array) -> tuple[ModelState, dict]:
         """`model_train_batches` NLL steps, each member on its own uniform mini-batch."""
@@ -162,14 +163,14 @@ def make_train(config: Config) -> Trainer:
         metrics = {}
         if model is not None:
             trained = lambda s: train_model(s, model_key)
-            skipped = lambda s: (s.model, _nan_metrics(trained, s))
+            skipped = lambda s: (s.model, _nan_metrics(MODEL_METRIC_NAMES))
             model_state, model_metrics = jax.lax.cond((step + 1) % c.model_train_every == 0,
                                                       trained, skipped, state)
             state = state.replace(model=model_state)
             metrics.update(model_metrics)
 
         updated = lambda s: agent_updates(s, step, update_key)
-        skipped = lambda s: (s.agent, _nan_metrics(updated, s))
+        skipped = lambda s: (s.agent, _nan_metrics(agent.metric_names))
         agent_state, update_metrics = jax.lax.cond(step + 1 >= c.warmup_steps, updated, skipped, state)
         metrics.update(update_metrics)
         return state.replace(agent=agent_state), metrics

@@ -46,6 +46,14 @@ class Agent:
     env: Env
     model: EnsembleModel | None
 
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Keys of the metrics `update_step` returns (all scalars)."""
+        critic = ("critic_loss", "td_error")
+        if self.config.spec.critic_loss == "mage":
+            critic += ("td_action_grad_norm",)
+        return critic + ("actor_loss", "q_action_grad_norm")
+
     # ------------------------------------------------------------ networks and optimisers
     @property
     def pi(self) -> Callable:
@@ -79,6 +87,8 @@ class Agent:
         """a (B, A) -> y(a) (B,): the TD target through the model with fixed noise (reparameterised).
 
         Uses only target networks, the model and the reward: never the online critic.
+        `key` splits into (model_key, noise_key): the model's member assignment and ε, and the
+        target-policy smoothing noise, both fixed for every `a`.
         """
         model_key, noise_key = jax.random.split(key)
         c, env = self.config, self.env

@@ -46,7 +46,8 @@ def step(state: EnvState, action: jax.Array) -> EnvState:
     newth = th + newthdot * DT
     time = state.time + 1
     return EnvState(physics=(newth, newthdot), obs=_obs(newth, newthdot), reward=-costs,
-                    terminated=jnp.zeros(()), truncated=(time >= EPISODE_LENGTH).astype(jnp.float32),
+                    terminated=jnp.zeros_like(state.terminated),
+                    truncated=(time >= EPISODE_LENGTH).astype(state.truncated.dtype),
                     time=time)
 
 

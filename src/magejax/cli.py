@@ -1,0 +1,267 @@
+"""The `magejax` command line: `magejax train ...` runs seeds in parallel into a run directory,
+`magejax plot RUN_DIR... --out PNG` overlays runs' learning curves.
+
+A run directory holds `config.json`, `metrics.jsonl` (one line per evaluation and seed, flushed as
+it goes), `curve.png` and `summary.json`. Bad input prints one line `magejax: error: ...` and
+exits 2; a run that diverges (non-finite evaluation return or loss) exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from magejax import configs, metrics_io, plotting
+
+RUN_FILES = (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "curve.png", "summary.json")
+
+# Losses checked for divergence at each chunk boundary, besides the evaluation return.
+LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse")
+
+# CLI flag (argparse dest) -> Config field, for the flags that override the preset.
+OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes": "eval_episodes",
+             "warmup": "warmup_steps", "batch_size": "batch_size", "buffer_size": "buffer_size",
+             "lam": "lam", "updates_per_step": "updates_per_step"}
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line and exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="magejax", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one algorithm on one environment, several seeds at once")
+    # env and algo are checked by configs.validate, not argparse `choices`, so every bad value
+    # gets the same one-line error naming the valid ones.
+    t.add_argument("--env", default="pendulum", help="environment (default: pendulum)")
+    t.add_argument("--algo", default="mage", help=f"one of {', '.join(configs.ALGOS)} (default: mage)")
+    t.add_argument("--seeds", type=int, metavar="N", default=1, help="number of seeds, run in parallel (default: 1)")
+    t.add_argument("--seed", type=int, metavar="N", default=0, help="base seed; seed i uses split(PRNGKey(seed))[i]")
+    # Defaults of None mean "the preset's value": only flags the user gave override the preset.
+    t.add_argument("--steps", type=int, metavar="N", help="total env steps per seed (default: preset's; paper 10000)")
+    t.add_argument("--eval-every", type=int, metavar="N", help="env steps between evaluations (must divide --steps)")
+    t.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
+    t.add_argument("--warmup", type=int, metavar="N", help="random-action steps before agent updates start")
+    t.add_argument("--batch-size", type=int, metavar="N")
+    t.add_argument("--buffer-size", type=int, metavar="N")
+    t.add_argument("--lam", type=float, metavar="λ", help="weight λ of the TD term in the MAGE loss")
+    t.add_argument("--updates-per-step", type=int, metavar="N", help="agent updates per env step (default: algo's)")
+    t.add_argument("--preset", choices=("paper", "tiny"), default="paper",
+                   help="paper settings, or tiny CI-sized networks and run (default: paper)")
+    t.add_argument("--out", required=True, metavar="DIR", help="run directory to create")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run files of an existing non-empty --out")
+    t.add_argument("--quiet", action="store_true", help="no progress lines")
+    t.set_defaults(func=_train)
+
+    p = sub.add_parser("plot", help="overlay the learning curves of several run directories")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="PNG", help="PNG file to write")
+    p.add_argument("--metric", default="eval_return", help="metric to plot (default: eval_return)")
+    p.add_argument("--title", help="plot title (default: the runs' environments)")
+    p.set_defaults(func=_plot)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the `magejax` console script. Returns 0; exits 2 on bad input, 1 on divergence."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"magejax: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# ---------------------------------------------------------------------------------------- train
+
+def _config(args) -> configs.Config:
+    overrides = {field: getattr(args, flag) for flag, field in OVERRIDES.items()
+                 if getattr(args, flag) is not None}
+    try:
+        return configs.preset(args.env, args.algo, args.preset, **overrides)
+    except (configs.ConfigError, ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Create `out`, refusing a non-empty one unless `overwrite` (then only our run files go)."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a directory")
+        if out.is_dir() and any(out.iterdir()):
+            if not overwrite:
+                raise UsageError(f"--out {out}: directory exists and is not empty "
+                                 "(pass --overwrite to replace its run files, or choose another)")
+            # Remove every file a run writes, so a run that stops early leaves no stale plot or
+            # summary from the previous one. Other files are left alone.
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create run directory: {e.strerror or e}") from None
+
+
+def _non_finite(row: dict) -> list[tuple[str, np.ndarray]]:
+    """(metric, bad seed indices) for each diverged metric of one evaluation row (name -> (S,))."""
+    problems = []
+    for name in ("eval_return",) + LOSS_METRICS:
+        v = np.asarray(row[name], dtype=np.float64)
+        if name == "eval_return":
+            bad = ~np.isfinite(v)
+        else:
+            # A loss that is NaN in *every* seed is "no such quantity in this chunk" (model-free
+            # algorithm, warm-up, no model-training step): schedules depend on the step only,
+            # never on the seed. NaN beside finite values, or ±inf, is divergence.
+            bad = np.isinf(v) | (np.isnan(v) & np.isfinite(v).any())
+        if bad.any():
+            problems.append((name, np.flatnonzero(bad)))
+    return problems
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _nan_to_none(x):
+    return x if isinstance(x, float) and math.isfinite(x) else None
+
+
+def _train(args) -> int:
+    if args.seeds < 1:
+        raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
+    config = _config(args)
+    out = Path(args.out)
+    _prepare_out(out, args.overwrite)
+    try:
+        metrics_io.write_config(out, config)
+        writer = metrics_io.MetricsWriter(out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
+
+    # Imported here so `magejax --help` and bad-input errors do not wait for JAX.
+    import jax
+    import jax.numpy as jnp
+
+    from magejax.train import METRIC_NAMES, make_train
+
+    progress = not args.quiet
+    tty = sys.stderr.isatty()  # carriage-return updates only where a terminal shows them
+    t0 = time.perf_counter()
+    trainer = make_train(config)
+    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
+    start_v = jax.jit(jax.vmap(trainer.start))
+    chunk_v = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
+
+    def record(env_step: int, row: dict) -> None:
+        row = jax.device_get(row)
+        row = {name: row[name] for name in METRIC_NAMES}  # file columns in the documented order
+        writer.write_rows(env_step, row)
+        problems = _non_finite(row)
+        if problems:
+            what = "; ".join(f"{name} in seed(s) {', '.join(map(str, seeds))}" for name, seeds in problems)
+            if progress and tty:
+                print(file=sys.stderr)
+            print(f"magejax: error: training diverged at env step {env_step}: non-finite {what}. "
+                  f"Rows up to this step are in {writer.path}", file=sys.stderr)
+            writer.close()
+            raise SystemExit(1)
+        last_eval[:] = row["eval_return"]
+
+    last_eval = np.zeros(args.seeds)
+    state, row = start_v(keys)
+    record(0, row)
+    # Compile ahead of time: the chunk index is a traced int32 scalar (not static), so this one
+    # executable serves every chunk — a different index cannot retrace — and compile time stays
+    # out of the steps/s figures.
+    run_chunk = chunk_v.lower(state, jnp.int32(0)).compile()
+    compile_s = time.perf_counter() - t0
+
+    n, every = config.num_chunks, config.eval_every
+    train_s = 0.0
+    try:
+        for c in range(n):
+            t = time.perf_counter()
+            state, row = run_chunk(state, jnp.int32(c))
+            jax.block_until_ready(row)
+            train_s += time.perf_counter() - t
+            record((c + 1) * every, row)
+            if progress:
+                done = (c + 1) * every
+                rate = done / train_s
+                line = (f"step {done}/{config.total_steps} | {rate:,.0f} env steps/s per seed "
+                        f"({rate * args.seeds:,.0f} total) | elapsed {_hms(time.perf_counter() - t0)} "
+                        f"| ETA {_hms(train_s / (c + 1) * (n - c - 1))} "
+                        f"| eval return {np.mean(last_eval):.1f} (mean of {args.seeds})")
+                print(f"\r{line}\x1b[K" if tty else line, end="" if tty else "\n", file=sys.stderr,
+                      flush=True)
+    except KeyboardInterrupt:
+        print(f"\nmagejax: interrupted; finished evaluations are in {writer.path}", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        writer.close()
+    if progress and tty:
+        print(file=sys.stderr)
+
+    steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
+    plot = plotting.plot_learning_curves(
+        {config.algo: (steps, returns)}, out / "curve.png",
+        title=f"{config.algo} on {config.env} ({args.seeds} seed{'s' * (args.seeds > 1)})")
+    mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
+    wall_s = time.perf_counter() - t0
+    rate = config.total_steps / train_s if train_s > 0 else float("nan")
+    summary = {
+        "env": config.env, "algo": config.algo, "seeds": args.seeds, "base_seed": args.seed,
+        "env_steps": config.total_steps,
+        "final_eval_return_mean": mean, "final_eval_return_ci95": [lo, hi],
+        "final_eval_return_per_seed": [float(x) for x in returns[:, -1]],
+        "wall_time_s": wall_s, "compile_time_s": compile_s,
+        # Rates exclude compilation, so they compare across run lengths.
+        "env_steps_per_s_per_seed": _nan_to_none(rate),
+        "env_steps_per_s_total": _nan_to_none(rate * args.seeds),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {args.seeds} seed(s)) "
+          f"in {_hms(wall_s)}; plot: {plot}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- plot
+
+def _plot(args) -> int:
+    curves, envs = {}, []
+    for run_dir in map(Path, args.run_dirs):
+        try:
+            config = metrics_io.read_config(run_dir)
+            rows = metrics_io.read_metrics(run_dir)
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"{run_dir}: not a readable run directory: {e}") from None
+        if not rows:
+            raise UsageError(f"{run_dir}: {metrics_io.METRICS_FILE} has no rows")
+        if args.metric not in rows[0]:
+            raise UsageError(f"--metric: {run_dir} has no metric {args.metric!r}")
+        label = config.algo
+        if label in curves:  # two runs of one algorithm: tell them apart by directory
+            label = f"{config.algo} ({run_dir.name})"
+        curves[label] = metrics_io.curves_from_metrics(rows, args.metric)
+        envs.append(config.env)
+    title = args.title or ", ".join(dict.fromkeys(envs))
+    ylabel = "evaluation return" if args.metric == "eval_return" else args.metric
+    try:
+        path = plotting.plot_learning_curves(curves, args.out, title=title, ylabel=ylabel)
+    except OSError as e:
+        raise UsageError(f"--out {args.out}: cannot write: {e.strerror or e}") from None
+    print(f"plot: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

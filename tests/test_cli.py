@@ -1,0 +1,148 @@
+"""The `magejax` command line: bad input exits 2 with one line, a tiny real run writes a complete
+run directory, `--overwrite` replaces one, `plot` overlays runs. Also the run-directory format."""
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from magejax import cli, configs, metrics_io
+from magejax.train import METRIC_NAMES
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY = ["train", "--preset", "tiny"]
+
+
+def _exit_code(argv) -> int:
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    return e.value.code
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--env", "nope"], "env: unknown environment 'nope'; valid: pendulum"),
+    (["--algo", "ppo"], "algo: unknown algorithm 'ppo'; valid: mage, dyna, td3, td3-utd"),
+    (["--steps", "-5"], "total_steps: must be a positive integer, got -5"),
+    (["--batch-size", "2000", "--buffer-size", "1000"], "batch_size: 2000 is larger than the buffer"),
+    (["--lam", "-0.1"], "lam: λ must be >= 0, got -0.1"),
+    (["--seeds", "0"], "--seeds: must be >= 1, got 0"),
+    (["--eval-every", "70"], "eval_every: must divide total_steps (200), got 70"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert _exit_code(TINY + flags + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("magejax: error: ")
+    assert message in err
+    assert not out.exists()  # bad input never creates the run directory
+
+
+def test_unwritable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert _exit_code(TINY + ["--out", str(blocker / "run")]) == 2  # parent is a file
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create run directory" in err
+
+
+def test_existing_out_dir_refused_and_untouched(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("precious\n")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    assert _exit_code(TINY + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not empty" in err and "--overwrite" in err
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+
+
+def test_argparse_errors_exit_2():
+    assert _exit_code(TINY + ["--steps", "many", "--out", "x"]) == 2
+    assert _exit_code(["train"]) == 2  # --out is required
+    assert _exit_code([]) == 2         # a subcommand is required
+
+
+def test_non_finite_detection():
+    nan = math.nan
+    row = {name: np.array([1.0, 1.0]) for name in METRIC_NAMES}
+    row["model_nll"] = np.array([nan, nan])       # absent quantity: NaN in every seed is fine
+    assert cli._non_finite(row) == []
+    row["critic_loss"] = np.array([1.0, nan])     # NaN beside a finite value: diverged
+    row["eval_return"] = np.array([np.inf, 1.0])
+    found = {name: list(seeds) for name, seeds in cli._non_finite(row)}
+    assert found == {"eval_return": [0], "critic_loss": [1]}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One real MAGE run: tiny preset, 2 seeds, 200 steps, evaluations at 0, 100, 200."""
+    out = tmp_path_factory.mktemp("runs") / "mage"
+    argv = TINY + ["--seeds", "2", "--steps", "200", "--eval-every", "100", "--out", str(out)]
+    with pytest.MonkeyPatch.context() as mp:
+        stderr = io.StringIO()  # not a TTY: plain progress lines
+        mp.setattr("sys.stderr", stderr)
+        assert cli.main(argv) == 0
+    return out, stderr.getvalue()
+
+
+def test_tiny_run_writes_run_dir(tiny_run):
+    out, stderr = tiny_run
+    assert metrics_io.read_config(out) == configs.preset("pendulum", "mage", "tiny", total_steps=200,
+                                                         eval_every=100)
+    assert "jax" in json.loads((out / "config.json").read_text())["versions"]
+
+    rows = metrics_io.read_metrics(out)
+    assert len(rows) == 3 * 2
+    assert sorted((r["env_step"], r["seed"]) for r in rows) == [(s, i) for s in (0, 100, 200) for i in (0, 1)]
+    assert all(set(METRIC_NAMES) <= set(r) for r in rows)
+    steps, returns = metrics_io.curves_from_metrics(rows)
+    assert steps.tolist() == [0, 100, 200] and returns.shape == (2, 3)
+    assert np.isfinite(returns).all()
+
+    assert (out / "curve.png").read_bytes()[:8] == PNG_SIGNATURE
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == 2 and summary["env_steps"] == 200
+    assert summary["final_eval_return_mean"] == pytest.approx(returns[:, -1].mean())
+    lo, hi = summary["final_eval_return_ci95"]
+    assert lo <= summary["final_eval_return_mean"] <= hi
+    assert summary["wall_time_s"] > 0 and summary["env_steps_per_s_total"] > 0
+
+    progress = stderr.splitlines()
+    assert "\r" not in stderr and len(progress) == 2
+    assert progress[0].startswith("step 100/200") and progress[1].startswith("step 200/200")
+
+
+def test_overwrite_replaces_run_files(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "summary.json").write_text("stale")
+    (out / "notes.txt").write_text("mine")
+    argv = TINY + ["--algo", "td3", "--steps", "100", "--eval-every", "100", "--quiet", "--out", str(out)]
+    assert _exit_code(argv) == 2  # refused without --overwrite
+    assert cli.main(argv + ["--overwrite"]) == 0
+    assert metrics_io.read_config(out).algo == "td3"
+    assert len(metrics_io.read_metrics(out)) == 2
+    assert json.loads((out / "summary.json").read_text())["algo"] == "td3"
+    assert (out / "notes.txt").read_text() == "mine"  # files that are not ours are left alone
+
+
+def test_plot_overlays_runs(tiny_run, tmp_path, capsys):
+    out, _ = tiny_run
+    png = tmp_path / "both.png"
+    assert cli.main(["plot", str(out), str(out), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert _exit_code(["plot", str(tmp_path / "missing"), "--out", str(png)]) == 2
+    assert "not a readable run directory" in capsys.readouterr().err
+
+
+def test_metrics_roundtrip_nan_as_null(tmp_path):
+    with metrics_io.MetricsWriter(tmp_path) as w:
+        w.write_rows(0, {"eval_return": np.array([1.0, 2.0]), "critic_loss": np.array([math.nan, 3.0])})
+        w.write_rows(10, {"eval_return": np.array([4.0, 5.0]), "critic_loss": np.array([6.0, 7.0])})
+    assert '"critic_loss": null' in (tmp_path / "metrics.jsonl").read_text()
+    rows = metrics_io.read_metrics(tmp_path)
+    assert math.isnan(rows[0]["critic_loss"])
+    steps, values = metrics_io.curves_from_metrics(rows, "critic_loss")
+    assert steps.tolist() == [0, 10]
+    np.testing.assert_array_equal(values, [[math.nan, 6.0], [3.0, 7.0]])

@@ -1,0 +1,47 @@
+"""Confidence bands against hand computation, and the PNG writer."""
+import math
+
+import numpy as np
+import pytest
+
+from magejax import plotting
+
+
+def test_band_matches_hand_computation():
+    # 5 seeds -> 4 degrees of freedom, t_{0.975,4} = 2.776445; column 0 is 1..5: mean 3,
+    # sample std sqrt(2.5), half-width 2.776445 * sqrt(2.5) / sqrt(5) = 1.963243.
+    values = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [4.0, 10.0], [5.0, 10.0]])
+    mean, lo, hi = plotting.confidence_band(values)
+    assert mean == pytest.approx([3.0, 10.0])
+    assert lo == pytest.approx([3.0 - 1.963243, 10.0], abs=1e-5)
+    assert hi == pytest.approx([3.0 + 1.963243, 10.0], abs=1e-5)
+
+
+def test_one_seed_band_collapses_to_mean():
+    values = np.array([[1.0, -2.0, 3.5]])
+    mean, lo, hi = plotting.confidence_band(values)
+    np.testing.assert_array_equal(mean, values[0])
+    np.testing.assert_array_equal(lo, values[0])
+    np.testing.assert_array_equal(hi, values[0])
+
+
+@pytest.mark.parametrize("df, expected", [(1, 12.706205), (2, 4.302653), (4, 2.776445),
+                                          (10, 2.228139), (30, 2.042272), (40, 2.021075),
+                                          (100, 1.983972), (10**6, 1.959966)])
+def test_t_quantiles(df, expected):
+    assert plotting.t_quantile_975(df) == pytest.approx(expected, abs=2e-6)
+
+
+def test_bad_shapes_rejected():
+    with pytest.raises(ValueError):
+        plotting.confidence_band(np.zeros(3))
+    with pytest.raises(ValueError):
+        plotting.confidence_band(np.zeros((0, 3)))
+
+
+def test_plot_writes_png(tmp_path):
+    steps = np.array([0, 100, 200])
+    curves = {"mage": (steps, np.array([[0.0, 1.0, 2.0], [1.0, 2.0, 4.0]])),
+              "td3": (steps[:2], np.array([[0.0, math.nan]]))}  # NaN points are skipped, not fatal
+    path = plotting.plot_learning_curves(curves, tmp_path / "c.png", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
