@@ -1,0 +1,71 @@
+"""benchmarks/bench.py --quick runs, writes one JSON report with its header, and measures sane numbers."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "benchmarks" / "bench.py"
+ONLY = ["matmul_peak", "update_step", "model_train_step", "hlo_check", "loop_throughput", "peak_memory"]
+NULLABLE = {"device_peak_bytes", "device_bytes_limit"}  # CPU backends report no device memory
+
+
+def _numbers(tree, path=""):
+    """Every (path, value) leaf of a JSON tree whose value is a number or null (bools excluded)."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _numbers(v, f"{path}.{k}")
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _numbers(v, f"{path}[{i}]")
+    elif tree is None or (isinstance(tree, (int, float)) and not isinstance(tree, bool)):
+        yield path, tree
+
+
+def test_quick_bench_writes_a_sane_report(tmp_path):
+    cmd = [sys.executable, str(BENCH), "--quick", "--out", str(tmp_path), "--only", *ONLY,
+           "--sizes", "pendulum", "--algos", "td3", "mage"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    files = list(tmp_path.glob("bench-*.json"))
+    assert len(files) == 1, files
+    report = json.loads(files[0].read_text())
+
+    header = report["header"]
+    for field in ("hostname", "platform", "cpu_model", "cpu_count"):
+        assert field in header["machine"], field
+    assert header["machine"]["cpu_count"] > 0
+    for lib in ("jax", "jaxlib", "flax", "optax"):
+        assert header["versions"][lib], lib
+    assert header["jax"]["default_backend"] and header["jax"]["device_kind"]
+    assert header["date_utc"].endswith("Z")
+    assert "commit" in header["git"]
+    assert "cost_analysis" in report["flops_source"]
+
+    results = report["results"]
+    assert set(results) == set(ONLY)
+    for name, value in _numbers(results):
+        if value is None:
+            assert name.rsplit(".", 1)[-1] in NULLABLE, f"{name} is null"
+        else:
+            assert math.isfinite(value) and value > 0, f"{name} = {value}"
+
+    update = results["update_step"]["pendulum"]
+    assert set(update["algos"]) == {"td3", "mage"}
+    assert update["ratios"]["mage/td3"] > 0
+    mage = update["algos"]["mage"]
+    assert mage["ms_per_update"]["n"] >= 3
+    assert mage["flops"]["per_update_mean"] > 0 and 0 < mage["fraction_of_matmul_peak"]
+    assert set(results["loop_throughput"]["algos"]) == {"td3", "mage"}
+    assert "halfcheetah" in results["loop_throughput"]["skipped"]
+
+    hlo = results["hlo_check"]["pendulum"]
+    # One forward model pass for Dyna's target, forward + one backward to the action for MAGE's.
+    assert 0.9 < hlo["dyna_model_part_in_model_forwards"] < 1.1
+    assert 1.5 < hlo["mage_model_part_in_model_forwards"] < 2.5
+
+    assert "update_step" in proc.stdout and "wrote" in proc.stdout
