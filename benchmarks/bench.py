@@ -74,7 +74,8 @@ def make_settings(args: argparse.Namespace) -> Settings:
     loop_min = args.loop_reps or (3 if quick else 5)
     return Settings(quick=quick, reps=reps, warmup=2 if quick else 5,
                     matmul_n=args.matmul_n or (256 if quick else 2048),
-                    loop_chunk=50 if quick else 200, seed_chunk=50 if quick else 100,
+                    loop_chunk=args.loop_chunk or (50 if quick else 200),
+                    seed_chunk=args.seed_chunk or (50 if quick else 100),
                     loop_min_reps=loop_min, loop_max_reps=max(loop_min, 3 if quick else 20),
                     loop_budget_s=0.0 if quick else args.loop_budget,
                     seeds=tuple(args.seeds or ((1, 4) if quick else (1, 4, 16))), sizes=tuple(args.sizes), algos=tuple(args.algos))
@@ -578,6 +579,11 @@ def parse_args(argv):
                    help="minimum timed chunks for loop measurements (default 5; 3 quick)")
     p.add_argument("--loop-budget", type=float, default=120.0,
                    help="seconds after which loop measurements stop adding chunks beyond the minimum")
+    p.add_argument("--loop-chunk", type=int, default=None,
+                   help="env steps per timed chunk in loop_throughput (default 200; 50 quick)")
+    p.add_argument("--seed-chunk", type=int, default=None,
+                   help="env steps per timed chunk in seed_scaling (default 100; 50 quick); on a small "
+                        "CPU, 16 paper-size seeds take ~6 s per env step, so pass e.g. 20")
     p.add_argument("--full-opt", action="store_true",
                    help=f"with --quick: keep XLA's normal LLVM optimisation (quick sets {QUICK_XLA_FLAG})")
     p.add_argument("--matmul-n", type=int, default=None, help="matmul size (default 2048; 256 quick)")

@@ -109,7 +109,20 @@ def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Calla
                   "td_action_grad_norm": jnp.mean(grad_norm)}
 
 
+def values_and_action_grads(critic_params, obs: jax.Array, action: jax.Array, *,
+                            q_single: Callable) -> tuple[jax.Array, jax.Array]:
+    """Q_i(s, a) and ∇ₐQ_i(s, a) of both critics in one forward and one backward pass.
+
+    obs (B, O), action (B, A) -> (2, B), (2, B, A). Each critic gets its own copy of the action,
+    so one backward pass separates the two gradients.
+    """
+    actions = jnp.broadcast_to(action, (2,) + action.shape)
+    q, vjp = jax.vjp(lambda a: jax.vmap(q_single, in_axes=(0, None, 0))(critic_params, obs, a), actions)
+    (grads,) = vjp(jnp.ones_like(q))
+    return q, grads
+
+
 def action_grad_norm(critic_params, obs: jax.Array, action: jax.Array, *, q_single: Callable) -> jax.Array:
     """mean over batch and critics of ‖∇ₐQ_i(s, a)‖₂: the quantity that collapses when λ = 0."""
-    grads = jax.vmap(lambda p: jax.grad(lambda a: jnp.sum(q_single(p, obs, a)))(action))(critic_params)
+    _, grads = values_and_action_grads(critic_params, obs, action, q_single=q_single)
     return jnp.mean(safe_norm(grads, axis=-1))

@@ -149,16 +149,14 @@ class Agent:
         state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state,
                               critic_target=actor.polyak(state.critic_target, critic_params, c.tau))
 
-        q_single, twin_q = self.q_fns
+        q_single, _ = self.q_fns
 
         def actor_step(state: AgentState) -> tuple[AgentState, dict]:
-            loss, grads = jax.value_and_grad(actor.dpg_loss)(state.actor_params, state.critic_params,
-                                                            batch.obs, self.pi, twin_q)
+            loss, grads, grad_norm = actor.dpg_loss_and_grads(state.actor_params, state.critic_params,
+                                                              batch.obs, self.pi, q_single)
             updates, opt_state = self.actor_optimizer.update(grads, state.actor_opt_state,
                                                              state.actor_params)
             params = optax.apply_updates(state.actor_params, updates)
-            grad_norm = critic.action_grad_norm(state.critic_params, batch.obs,
-                                                self.pi(state.actor_params, batch.obs), q_single=q_single)
             return state.replace(actor_params=params, actor_opt_state=opt_state,
                                  actor_target=actor.polyak(state.actor_target, params, c.tau)), \
                 {"actor_loss": loss, "q_action_grad_norm": grad_norm}
