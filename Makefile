@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: a short real MAGE-TD3 training run on Pendulum (paper settings, 2 seeds, 1000 steps).
+# The main job: a short real MAGE-TD3 training run on Pendulum (paper settings, 2 seeds, 500 steps).
 run: $(STAMP)
-	$(VENV)/bin/magejax train --env pendulum --algo mage --seeds 2 --steps 1000 --eval-every 250 \
+	$(VENV)/bin/magejax train --env pendulum --algo mage --seeds 2 --steps 500 --eval-every 100 \
 		--out runs/quickstart --overwrite
 
 # CI-sized test suite (tiny networks, few steps); `slow` learning checks are excluded.

@@ -118,6 +118,8 @@ class Config:
 # Paper settings (MAGE Appendix D.2) by environment; fields not named keep the Config defaults.
 _PAPER_SIZES = {
     "pendulum": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128), model_hidden=(128, 128)),
+    "cartpole_swingup": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128),
+                             model_hidden=(128, 128)),
     "halfcheetah": dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
                         model_hidden=(512, 512, 512, 512)),
 }

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from magejax.envs import pendulum
+from magejax.envs import cartpole_swingup, pendulum
 from magejax.envs.base import Env, EnvState
 
 _REGISTRY: dict[str, Callable[[], Env]] = {
+    "cartpole_swingup": cartpole_swingup.make,
     "pendulum": pendulum.make,
 }
 
