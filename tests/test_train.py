@@ -79,3 +79,20 @@ def test_make_train_rejects_bad_config():
         make_train(configs.Config(lam=-1.0))
     with pytest.raises(configs.ConfigError, match="batch_size: 2048 is larger than the buffer"):
         make_train(configs.Config(batch_size=2048, buffer_size=1000))
+
+
+def test_nonfinite_losses_are_counted_per_chunk():
+    config = configs.preset("pendulum", "mage", "tiny")
+    trainer = make_train(config)
+    state, first = trainer.start(jax.random.PRNGKey(0))
+    assert float(first["nonfinite_losses"]) == 0.0
+    run_chunk = jax.jit(trainer.run_chunk)
+    state, row = run_chunk(state, jnp.asarray(0))
+    assert float(row["nonfinite_losses"]) == 0.0
+    # Poison one critic weight: every later update's loss is NaN, though the chunk means skip NaN.
+    poisoned = jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(jnp.nan), state.agent.critic_params)
+    state = state.replace(agent=state.agent.replace(critic_params=poisoned))
+    _, row = run_chunk(state, jnp.asarray(1))
+    # Every agent update of the chunk, and every model training once NaN actions reach the buffer.
+    model_trainings = config.eval_every // config.model_train_every
+    assert float(row["nonfinite_losses"]) == config.eval_every + model_trainings

@@ -28,8 +28,12 @@ from magejax.replay import ReplayBuffer, Transition
 from magejax.update import Agent, AgentState, make_agent
 
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
-                "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse")
-"""Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity)."""
+                "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse",
+                "nonfinite_losses")
+"""Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity).
+Losses are chunk means over the steps where they were computed; `nonfinite_losses` counts the
+steps of the chunk in which a computed loss was NaN or infinite (the means skip NaN, so this
+count is what reveals a divergence)."""
 MODEL_METRIC_NAMES = ("model_nll", "model_mse")
 
 
@@ -119,7 +123,8 @@ def make_train(config: Config) -> Trainer:
             return model.train_step(model_state, batch.obs, batch.action, batch.next_obs)
 
         model_state, metrics = jax.lax.scan(body, model_state, indices)
-        return model_state, jax.tree.map(lambda m: m[-1], metrics)
+        bad = jnp.any(~jnp.isfinite(metrics["model_nll"])).astype(jnp.float32)
+        return model_state, {**jax.tree.map(lambda m: m[-1], metrics), "nonfinite": bad}
 
     def agent_updates(state: TrainState, step: jax.Array, key: jax.Array) -> tuple[AgentState, dict]:
         """`num_updates` update steps on fresh uniform batches; metrics averaged over them."""
@@ -134,7 +139,10 @@ def make_train(config: Config) -> Trainer:
 
         keys = jax.random.split(key, num_updates)
         agent_state, metrics = jax.lax.scan(body, state.agent, (jnp.arange(num_updates), keys))
-        return agent_state, jax.tree.map(jnp.nanmean, metrics)
+        # Actor metrics are NaN by design on critic-only updates; the critic loss never is.
+        bad = ~jnp.isfinite(metrics["critic_loss"]) | jnp.isinf(metrics["actor_loss"])
+        metrics = jax.tree.map(jnp.nanmean, metrics)
+        return agent_state, {**metrics, "nonfinite": jnp.any(bad).astype(jnp.float32)}
 
     def env_step(state: TrainState, step: jax.Array) -> tuple[TrainState, dict]:
         """Act, store the transition, reset on episode end, train model and agent as scheduled."""
@@ -163,21 +171,25 @@ def make_train(config: Config) -> Trainer:
         metrics = {}
         if model is not None:
             trained = lambda s: train_model(s, model_key)
-            skipped = lambda s: (s.model, _nan_metrics(MODEL_METRIC_NAMES))
+            skipped = lambda s: (s.model, {**_nan_metrics(MODEL_METRIC_NAMES), "nonfinite": jnp.zeros(())})
             model_state, model_metrics = jax.lax.cond((step + 1) % c.model_train_every == 0,
                                                       trained, skipped, state)
             state = state.replace(model=model_state)
-            metrics.update(model_metrics)
+            model_nonfinite = model_metrics.pop("nonfinite")
+            metrics.update(model_metrics, model_nonfinite=model_nonfinite)
 
         updated = lambda s: agent_updates(s, step, update_key)
-        skipped = lambda s: (s.agent, _nan_metrics(agent.metric_names))
+        skipped = lambda s: (s.agent, {**_nan_metrics(agent.metric_names), "nonfinite": jnp.zeros(())})
         agent_state, update_metrics = jax.lax.cond(step + 1 >= c.warmup_steps, updated, skipped, state)
         metrics.update(update_metrics)
         return state.replace(agent=agent_state), metrics
 
     def summarize(update_metrics: dict, eval_returns: jax.Array, last_return: jax.Array) -> dict:
+        update_metrics = dict(update_metrics)
+        nonfinite = update_metrics.pop("nonfinite", 0.0) + update_metrics.pop("model_nonfinite", 0.0)
         row = {name: jnp.full((), jnp.nan) for name in METRIC_NAMES}
         row.update({k: jnp.nanmean(v) for k, v in update_metrics.items()})
+        row["nonfinite_losses"] = jnp.sum(nonfinite)
         row.update(eval_return=jnp.mean(eval_returns), eval_return_std=jnp.std(eval_returns),
                    train_return=last_return)
         return row
