@@ -34,20 +34,28 @@ def run_algo(algo: str, args, out: Path) -> Path:
     return run_dir
 
 
-def summarize(run_dirs: dict[str, Path], out: Path) -> str:
+def summarize(run_dirs: dict[str, Path], out: Path, up_to: int | None = None) -> str:
+    """Plot and table of the runs' evaluations up to env step `up_to` (all if None).
+
+    A run stopped early (no summary.json) is summarised over the evaluations it wrote.
+    """
     curves, lines = {}, []
     lines.append("| algorithm | seeds | env steps | final eval return (95% CI) | mean return over curve (95% CI) | env steps/s per seed |")
     lines.append("|---|---|---|---|---|---|")
     for algo, run_dir in run_dirs.items():
         steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(run_dir))
+        if up_to is not None:
+            keep = steps <= up_to
+            steps, returns = steps[keep], returns[:, keep]
         curves[algo] = (steps, returns)
         final, final_lo, final_hi = (float(x[-1]) for x in plotting.confidence_band(returns))
         # Area under the curve, normalised by its length: the mean evaluation return over training.
         auc = np.trapezoid(returns, steps, axis=1) / (steps[-1] - steps[0])
         auc_mean, auc_lo, auc_hi = (float(x[0]) for x in plotting.confidence_band(auc[:, None]))
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary_file = run_dir / "summary.json"
+        rate = json.loads(summary_file.read_text())["env_steps_per_s_per_seed"] if summary_file.exists() else None
         lines.append(f"| {algo} | {returns.shape[0]} | {int(steps[-1])} | {final:.1f} ({final_lo:.1f} .. {final_hi:.1f}) "
-                     f"| {auc_mean:.1f} ({auc_lo:.1f} .. {auc_hi:.1f}) | {summary['env_steps_per_s_per_seed']:.2f} |")
+                     f"| {auc_mean:.1f} ({auc_lo:.1f} .. {auc_hi:.1f}) | {'n/a' if rate is None else f'{rate:.2f}'} |")
     plotting.plot_learning_curves(curves, out / "curves.png", title="Pendulum: evaluation return (mean, 95% CI)")
     table = "\n".join(lines) + "\n"
     (out / "table.md").write_text(table)
@@ -62,10 +70,16 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--eval-every", type=int, default=1_000)
     parser.add_argument("--out", type=Path, default=Path("experiments/results/pendulum_learning"))
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="do not train: summarise the run directories already under --out")
+    parser.add_argument("--up-to", type=int, default=None, help="summarise evaluations up to this env step")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    run_dirs = {algo: run_algo(algo, args, args.out) for algo in args.algos}
-    print(summarize(run_dirs, args.out))
+    if args.summarize_only:
+        run_dirs = {algo: args.out / algo for algo in args.algos if (args.out / algo / "metrics.jsonl").exists()}
+    else:
+        run_dirs = {algo: run_algo(algo, args, args.out) for algo in args.algos}
+    print(summarize(run_dirs, args.out, args.up_to))
 
 
 if __name__ == "__main__":

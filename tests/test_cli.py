@@ -1,5 +1,6 @@
 """The `magejax` command line: bad input exits 2 with one line, a tiny real run writes a complete
-run directory, `--overwrite` replaces one, `plot` overlays runs. Also the run-directory format."""
+run directory, `--overwrite` replaces one, `--resume` refuses flags that contradict the run, `plot`
+overlays runs. Also the run-directory format. (Resuming itself: tests/test_checkpoint.py.)"""
 import io
 import json
 import math
@@ -21,13 +22,17 @@ def _exit_code(argv) -> int:
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--env", "nope"], "env: unknown environment 'nope'; valid: pendulum"),
+    (["--env", "nope"], "env: unknown environment 'nope'; valid: "),  # the list grows with envs
     (["--algo", "ppo"], "algo: unknown algorithm 'ppo'; valid: mage, dyna, td3, td3-utd"),
     (["--steps", "-5"], "total_steps: must be a positive integer, got -5"),
     (["--batch-size", "2000", "--buffer-size", "1000"], "batch_size: 2000 is larger than the buffer"),
     (["--lam", "-0.1"], "lam: λ must be >= 0, got -0.1"),
     (["--seeds", "0"], "--seeds: must be >= 1, got 0"),
     (["--eval-every", "70"], "eval_every: must divide total_steps (200), got 70"),
+    (["--checkpoint-every", "150"],
+     "--checkpoint-every: must be a positive multiple of the evaluation interval (100), got 150"),
+    (["--checkpoint-every", "0"], "--checkpoint-every: must be a positive multiple"),
+    (["--keep", "0"], "--keep: must be >= 1, got 0"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
@@ -59,19 +64,69 @@ def test_existing_out_dir_refused_and_untouched(tmp_path, capsys):
 
 def test_argparse_errors_exit_2():
     assert _exit_code(TINY + ["--steps", "many", "--out", "x"]) == 2
-    assert _exit_code(["train"]) == 2  # --out is required
+    assert _exit_code(["train"]) == 2  # --out or --resume is required
+    assert _exit_code(["train", "--out", "x", "--resume", "y"]) == 2  # not both
     assert _exit_code([]) == 2         # a subcommand is required
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    """A run directory as `magejax train` starts it: config.json with the run settings."""
+    out = tmp_path / "run"
+    out.mkdir()
+    config = configs.preset("pendulum", "mage", "tiny", total_steps=400)
+    metrics_io.write_config(out, config, {"preset": "tiny", "seeds": 2, "seed": 0,
+                                          "checkpoint_every": 100, "keep": 3})
+    return out
+
+
+def test_resume_refuses_conflicting_flags(saved_run, capsys):
+    before = {p.name: p.read_bytes() for p in saved_run.iterdir()}
+    # Flags that agree with the run (--lam 0.2, --preset tiny) are fine; the others are named.
+    argv = ["train", "--resume", str(saved_run), "--steps", "500", "--seeds", "3", "--lam", "0.2",
+            "--preset", "tiny", "--algo", "td3"]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "flags conflict with the run's config.json" in err
+    for named in ("--steps 500 (the run has total_steps=400)", "--seeds 3 (the run has seeds=2)",
+                  "--algo td3 (the run has algo='mage')"):
+        assert named in err
+    assert "--lam" not in err and "--preset" not in err
+    assert {p.name: p.read_bytes() for p in saved_run.iterdir()} == before  # untouched
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--overwrite"], "--overwrite: cannot be combined with --resume"),
+    (["--checkpoint-every", "50"], "--checkpoint-every: must be a positive multiple of the evaluation interval (100)"),
+])
+def test_resume_bad_flags(saved_run, capsys, flags, message):
+    assert _exit_code(["train", "--resume", str(saved_run)] + flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_needs_a_run_dir(tmp_path, capsys):
+    assert _exit_code(["train", "--resume", str(tmp_path / "missing")]) == 2
+    assert "not a readable run directory" in capsys.readouterr().err
+    metrics_io.write_config(tmp_path, configs.preset("pendulum", "mage", "tiny"))  # no run settings
+    assert _exit_code(["train", "--resume", str(tmp_path)]) == 2
+    assert "has no run settings" in capsys.readouterr().err
 
 
 def test_non_finite_detection():
     nan = math.nan
     row = {name: np.array([1.0, 1.0]) for name in METRIC_NAMES}
+    row["nonfinite_losses"] = np.zeros(2)
     row["model_nll"] = np.array([nan, nan])       # absent quantity: NaN in every seed is fine
     assert cli._non_finite(row) == []
     row["critic_loss"] = np.array([1.0, nan])     # NaN beside a finite value: diverged
     row["eval_return"] = np.array([np.inf, 1.0])
     found = {name: list(seeds) for name, seeds in cli._non_finite(row)}
     assert found == {"eval_return": [0], "critic_loss": [1]}
+    # A single seed whose losses went NaN mid-chunk: the means hide it, the count does not.
+    row = {name: np.array([1.0]) for name in METRIC_NAMES}
+    row["critic_loss"] = np.array([0.5])
+    row["nonfinite_losses"] = np.array([3.0])
+    assert [(name, list(seeds)) for name, seeds in cli._non_finite(row)] == [("loss (nonfinite_losses > 0)", [0])]
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +162,10 @@ def test_tiny_run_writes_run_dir(tiny_run):
     lo, hi = summary["final_eval_return_ci95"]
     assert lo <= summary["final_eval_return_mean"] <= hi
     assert summary["wall_time_s"] > 0 and summary["env_steps_per_s_total"] > 0
+    assert len(summary["final_state_sha256"]) == 64 and summary["resumed_from_env_step"] is None
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["100", "200"]  # default: every evaluation
+    assert json.loads((out / "config.json").read_text())["run"] == {
+        "preset": "tiny", "seeds": 2, "seed": 0, "checkpoint_every": 100, "keep": 3}
 
     progress = stderr.splitlines()
     assert "\r" not in stderr and len(progress) == 2
@@ -118,12 +177,14 @@ def test_overwrite_replaces_run_files(tmp_path):
     out.mkdir()
     (out / "summary.json").write_text("stale")
     (out / "notes.txt").write_text("mine")
+    (out / "checkpoints" / "999").mkdir(parents=True)  # a stale checkpoint of the previous run
     argv = TINY + ["--algo", "td3", "--steps", "100", "--eval-every", "100", "--quiet", "--out", str(out)]
     assert _exit_code(argv) == 2  # refused without --overwrite
     assert cli.main(argv + ["--overwrite"]) == 0
     assert metrics_io.read_config(out).algo == "td3"
     assert len(metrics_io.read_metrics(out)) == 2
     assert json.loads((out / "summary.json").read_text())["algo"] == "td3"
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["100"]
     assert (out / "notes.txt").read_text() == "mine"  # files that are not ours are left alone
 
 

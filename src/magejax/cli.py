@@ -2,14 +2,18 @@
 `magejax plot RUN_DIR... --out PNG` overlays runs' learning curves.
 
 A run directory holds `config.json`, `metrics.jsonl` (one line per evaluation and seed, flushed as
-it goes), `curve.png` and `summary.json`. Bad input prints one line `magejax: error: ...` and
-exits 2; a run that diverges (non-finite evaluation return or loss) exits 1.
+it goes), `checkpoints/` (the newest few complete training states), `curve.png` and
+`summary.json`. `magejax train --resume RUN_DIR` continues a killed run from its newest good
+checkpoint and ends with exactly the files an uninterrupted run writes. Bad input prints one line
+`magejax: error: ...` and exits 2; a run that diverges (non-finite evaluation return or loss)
+exits 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,6 +23,10 @@ import numpy as np
 from magejax import configs, metrics_io, plotting
 
 RUN_FILES = (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "curve.png", "summary.json")
+CHECKPOINT_DIR = "checkpoints"  # = checkpoint.CHECKPOINT_DIR, which imports JAX
+
+# Defaults of the flags that describe a run; None in argparse so a resume can tell given from not.
+RUN_DEFAULTS = {"env": "pendulum", "algo": "mage", "preset": "paper", "seeds": 1, "seed": 0}
 
 # Losses checked for divergence at each chunk boundary, besides the evaluation return.
 LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse")
@@ -40,10 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one algorithm on one environment, several seeds at once")
     # env and algo are checked by configs.validate, not argparse `choices`, so every bad value
     # gets the same one-line error naming the valid ones.
-    t.add_argument("--env", default="pendulum", help="environment (default: pendulum)")
-    t.add_argument("--algo", default="mage", help=f"one of {', '.join(configs.ALGOS)} (default: mage)")
-    t.add_argument("--seeds", type=int, metavar="N", default=1, help="number of seeds, run in parallel (default: 1)")
-    t.add_argument("--seed", type=int, metavar="N", default=0, help="base seed; seed i uses split(PRNGKey(seed))[i]")
+    t.add_argument("--env", help="environment (default: pendulum)")
+    t.add_argument("--algo", help=f"one of {', '.join(configs.ALGOS)} (default: mage)")
+    t.add_argument("--seeds", type=int, metavar="N", help="number of seeds, run in parallel (default: 1)")
+    t.add_argument("--seed", type=int, metavar="N", help="base seed; seed i uses split(PRNGKey(seed))[i] (default: 0)")
     # Defaults of None mean "the preset's value": only flags the user gave override the preset.
     t.add_argument("--steps", type=int, metavar="N", help="total env steps per seed (default: preset's; paper 10000)")
     t.add_argument("--eval-every", type=int, metavar="N", help="env steps between evaluations (must divide --steps)")
@@ -53,11 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--buffer-size", type=int, metavar="N")
     t.add_argument("--lam", type=float, metavar="λ", help="weight λ of the TD term in the MAGE loss")
     t.add_argument("--updates-per-step", type=int, metavar="N", help="agent updates per env step (default: algo's)")
-    t.add_argument("--preset", choices=("paper", "tiny"), default="paper",
+    t.add_argument("--preset", choices=("paper", "tiny"),
                    help="paper settings, or tiny CI-sized networks and run (default: paper)")
-    t.add_argument("--out", required=True, metavar="DIR", help="run directory to create")
+    where = t.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="run directory to create")
+    where.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its newest good checkpoint, with the "
+                            "settings in its config.json (flags that contradict them are refused)")
     t.add_argument("--overwrite", action="store_true",
-                   help="replace the run files of an existing non-empty --out")
+                   help="replace the run files and checkpoints of an existing non-empty --out")
+    t.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="env steps between checkpoints, a multiple of --eval-every (default: at "
+                        "every evaluation, or the resumed run's); the end of the run is always "
+                        "checkpointed")
+    t.add_argument("--keep", type=int, metavar="K",
+                   help="checkpoints to keep, newest first (default: 3, or the resumed run's)")
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.set_defaults(func=_train)
 
@@ -91,6 +109,59 @@ def _config(args) -> configs.Config:
         raise UsageError(str(e)) from None
 
 
+def _settings(args) -> tuple[configs.Config, dict]:
+    """(config, run settings) of a new run, or of the run `--resume` continues.
+
+    Run settings are what besides `Config` a run depends on (preset, seeds, base seed), stored
+    in config.json with the checkpoint settings. A resume takes them all from there and refuses
+    flags that contradict them, naming each.
+    """
+    if args.resume is None:
+        for name, value in RUN_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        if args.seeds < 1:
+            raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
+        return _config(args), {name: getattr(args, name) for name in ("preset", "seeds", "seed")}
+
+    run_dir = Path(args.resume)
+    if args.overwrite:
+        raise UsageError("--overwrite: cannot be combined with --resume")
+    try:
+        config = metrics_io.read_config(run_dir)
+        run = metrics_io.read_run_settings(run_dir)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--resume {run_dir}: not a readable run directory: {e}") from None
+    if run is None:
+        raise UsageError(f"--resume {run_dir}: {metrics_io.CONFIG_FILE} has no run settings "
+                         "(written by an older magejax); cannot resume it")
+    saved = {flag: (field, getattr(config, field)) for flag, field in OVERRIDES.items()}
+    saved.update(env=("env", config.env), algo=("algo", config.algo),
+                 **{name: (name, run.get(name)) for name in ("preset", "seeds", "seed")})
+    conflicts = [f"--{flag.replace('_', '-')} {getattr(args, flag)} (the run has {field}={value!r})"
+                 for flag, (field, value) in saved.items()
+                 if getattr(args, flag) is not None and getattr(args, flag) != value]
+    if conflicts:
+        raise UsageError(f"--resume {run_dir}: flags conflict with the run's config.json: "
+                         + "; ".join(conflicts))
+    return config, run
+
+
+def _checkpoint_settings(args, config: configs.Config, run: dict) -> tuple[int, int]:
+    """(checkpoint_every, keep): the flags, else the run's saved values, else the defaults."""
+    # Neither changes the results, so a resume may change them; they then hold for that session.
+    every = args.checkpoint_every
+    if every is None:
+        every = run.get("checkpoint_every", config.eval_every)
+    keep = args.keep if args.keep is not None else run.get("keep", 3)
+    if args.checkpoint_every is not None and (every <= 0 or every % config.eval_every):
+        raise UsageError(f"--checkpoint-every: must be a positive multiple of the evaluation "
+                         f"interval ({config.eval_every}), got {args.checkpoint_every}")
+    if keep < 1:
+        raise UsageError(f"--keep: must be >= 1, got {keep}")
+    return every, keep
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Create `out`, refusing a non-empty one unless `overwrite` (then only our run files go)."""
     try:
@@ -100,10 +171,12 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             if not overwrite:
                 raise UsageError(f"--out {out}: directory exists and is not empty "
                                  "(pass --overwrite to replace its run files, or choose another)")
-            # Remove every file a run writes, so a run that stops early leaves no stale plot or
-            # summary from the previous one. Other files are left alone.
+            # Remove every file a run writes, so a run that stops early leaves no stale plot,
+            # summary or checkpoint from the previous one. Other files are left alone.
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
+            if (out / CHECKPOINT_DIR).is_dir():
+                shutil.rmtree(out / CHECKPOINT_DIR)
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {out}: cannot create run directory: {e.strerror or e}") from None
@@ -112,6 +185,11 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 def _non_finite(row: dict) -> list[tuple[str, np.ndarray]]:
     """(metric, bad seed indices) for each diverged metric of one evaluation row (name -> (S,))."""
     problems = []
+    # Counted inside the jitted loop: the loss means below skip NaN, so a single-seed run or a
+    # divergence late in a chunk would otherwise go unseen.
+    counted = np.asarray(row["nonfinite_losses"], dtype=np.float64) > 0
+    if counted.any():
+        problems.append(("loss (nonfinite_losses > 0)", np.flatnonzero(counted)))
     for name in ("eval_return",) + LOSS_METRICS:
         v = np.asarray(row[name], dtype=np.float64)
         if name == "eval_return":
@@ -135,29 +213,34 @@ def _nan_to_none(x):
     return x if isinstance(x, float) and math.isfinite(x) else None
 
 
+def _note(message: str) -> None:
+    print(f"magejax: {message}", file=sys.stderr, flush=True)
+
+
 def _train(args) -> int:
-    if args.seeds < 1:
-        raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
-    config = _config(args)
-    out = Path(args.out)
-    _prepare_out(out, args.overwrite)
-    try:
-        metrics_io.write_config(out, config)
-        writer = metrics_io.MetricsWriter(out)
-    except OSError as e:
-        raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
+    config, run = _settings(args)
+    every_ckpt, keep = _checkpoint_settings(args, config, run)
+    seeds, resuming = run["seeds"], args.resume is not None
+    out = Path(args.resume if resuming else args.out)
+    if not resuming:
+        _prepare_out(out, args.overwrite)
+        try:
+            metrics_io.write_config(out, config, dict(run, checkpoint_every=every_ckpt, keep=keep))
+        except OSError as e:
+            raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
 
     # Imported here so `magejax --help` and bad-input errors do not wait for JAX.
     import jax
     import jax.numpy as jnp
 
+    from magejax import checkpoint
     from magejax.train import METRIC_NAMES, make_train
 
     progress = not args.quiet
     tty = sys.stderr.isatty()  # carriage-return updates only where a terminal shows them
     t0 = time.perf_counter()
     trainer = make_train(config)
-    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
+    keys = jax.random.split(jax.random.PRNGKey(run["seed"]), seeds)
     start_v = jax.jit(jax.vmap(trainer.start))
     chunk_v = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
 
@@ -167,7 +250,7 @@ def _train(args) -> int:
         writer.write_rows(env_step, row)
         problems = _non_finite(row)
         if problems:
-            what = "; ".join(f"{name} in seed(s) {', '.join(map(str, seeds))}" for name, seeds in problems)
+            what = "; ".join(f"{name} in seed(s) {', '.join(map(str, bad))}" for name, bad in problems)
             if progress and tty:
                 print(file=sys.stderr)
             print(f"magejax: error: training diverged at env step {env_step}: non-finite {what}. "
@@ -176,9 +259,32 @@ def _train(args) -> int:
             raise SystemExit(1)
         last_eval[:] = row["eval_return"]
 
-    last_eval = np.zeros(args.seeds)
-    state, row = start_v(keys)
-    record(0, row)
+    last_eval = np.zeros(seeds)
+    ckpts = checkpoint.RunCheckpoints(out, checkpoint.identity(config, seeds, run["seed"]), keep)
+    restored = None
+    if resuming:
+        try:
+            # eval_shape: the restore target's structure, shapes and dtypes, without computing.
+            restored = ckpts.restore(jax.eval_shape(start_v, keys)[0], log=_note)
+        except checkpoint.IncompatibleCheckpoint as e:
+            raise UsageError(f"--resume {out}: {e}") from None
+    try:
+        if restored is None:
+            if resuming:
+                _note(f"{out}: no checkpoint to resume from; starting the run from the beginning")
+            writer = metrics_io.MetricsWriter(out)
+            state, row = start_v(keys)
+            record(0, row)
+            first, train_s, wall_before = 0, 0.0, 0.0
+        else:
+            host_state, done = restored
+            _note(f"resuming {out} at env step {done.env_step}/{config.total_steps} "
+                  f"({done.metrics_rows} metrics rows kept)")
+            writer = metrics_io.MetricsWriter(out, keep_bytes=done.metrics_bytes)
+            state = jax.device_put(host_state)
+            first, train_s, wall_before = done.next_chunk, done.train_s, done.wall_s
+    except OSError as e:
+        raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
     # Compile ahead of time: the chunk index is a traced int32 scalar (not static), so this one
     # executable serves every chunk — a different index cannot retrace — and compile time stays
     # out of the steps/s figures.
@@ -186,50 +292,67 @@ def _train(args) -> int:
     compile_s = time.perf_counter() - t0
 
     n, every = config.num_chunks, config.eval_every
-    train_s = 0.0
+
+    def save(chunks_done: int) -> None:
+        writer.sync()  # the rows this checkpoint claims must be on disk before it is
+        ckpts.save(state, checkpoint.Progress(
+            env_step=chunks_done * every, next_chunk=chunks_done, metrics_rows=writer.rows,
+            metrics_bytes=writer.bytes, metrics_sha256=writer.sha256(), train_s=train_s,
+            wall_s=wall_before + time.perf_counter() - t0))
+
+    ckpt_s = 0.0
     try:
-        for c in range(n):
+        for c in range(first, n):
             t = time.perf_counter()
             state, row = run_chunk(state, jnp.int32(c))
             jax.block_until_ready(row)
             train_s += time.perf_counter() - t
             record((c + 1) * every, row)
+            if (c + 1) * every % every_ckpt == 0 or c == n - 1:
+                t = time.perf_counter()
+                save(c + 1)
+                ckpt_s += time.perf_counter() - t
             if progress:
                 done = (c + 1) * every
                 rate = done / train_s
                 line = (f"step {done}/{config.total_steps} | {rate:,.0f} env steps/s per seed "
-                        f"({rate * args.seeds:,.0f} total) | elapsed {_hms(time.perf_counter() - t0)} "
+                        f"({rate * seeds:,.0f} total) | elapsed {_hms(wall_before + time.perf_counter() - t0)} "
                         f"| ETA {_hms(train_s / (c + 1) * (n - c - 1))} "
-                        f"| eval return {np.mean(last_eval):.1f} (mean of {args.seeds})")
+                        f"| eval return {np.mean(last_eval):.1f} (mean of {seeds})")
                 print(f"\r{line}\x1b[K" if tty else line, end="" if tty else "\n", file=sys.stderr,
                       flush=True)
     except KeyboardInterrupt:
-        print(f"\nmagejax: interrupted; finished evaluations are in {writer.path}", file=sys.stderr)
+        print(f"\nmagejax: interrupted; finished evaluations are in {writer.path}; continue with "
+              f"`magejax train --resume {out}`", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
         writer.close()
+        ckpts.close()
     if progress and tty:
         print(file=sys.stderr)
 
     steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
     plot = plotting.plot_learning_curves(
         {config.algo: (steps, returns)}, out / "curve.png",
-        title=f"{config.algo} on {config.env} ({args.seeds} seed{'s' * (args.seeds > 1)})")
+        title=f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})")
     mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
-    wall_s = time.perf_counter() - t0
+    wall_s = wall_before + time.perf_counter() - t0
     rate = config.total_steps / train_s if train_s > 0 else float("nan")
     summary = {
-        "env": config.env, "algo": config.algo, "seeds": args.seeds, "base_seed": args.seed,
+        "env": config.env, "algo": config.algo, "seeds": seeds, "base_seed": run["seed"],
         "env_steps": config.total_steps,
         "final_eval_return_mean": mean, "final_eval_return_ci95": [lo, hi],
         "final_eval_return_per_seed": [float(x) for x in returns[:, -1]],
-        "wall_time_s": wall_s, "compile_time_s": compile_s,
+        # Identical for an uninterrupted run and a killed-and-resumed one.
+        "final_state_sha256": checkpoint.state_digest(state),
+        "resumed_from_env_step": None if restored is None else restored[1].env_step,
+        "wall_time_s": wall_s, "compile_time_s": compile_s, "checkpoint_time_s": ckpt_s,
         # Rates exclude compilation, so they compare across run lengths.
         "env_steps_per_s_per_seed": _nan_to_none(rate),
-        "env_steps_per_s_total": _nan_to_none(rate * args.seeds),
+        "env_steps_per_s_total": _nan_to_none(rate * seeds),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {args.seeds} seed(s)) "
+    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s)) "
           f"in {_hms(wall_s)}; plot: {plot}")
     return 0
 

@@ -2,12 +2,16 @@
 
 `metrics.jsonl` holds one JSON object per (env_step, seed): {"env_step", "seed", <METRIC_NAMES>},
 floats with NaN written as null (JSON has no NaN). Lines are flushed as soon as they are written,
-so a crashed or interrupted run keeps every evaluation it finished.
+so a crashed or interrupted run keeps every evaluation it finished. The writer keeps a running
+sha256 and byte count of what it wrote, so a checkpoint can record exactly which prefix of the
+file belongs to it and a resumed run can cut the file back to that prefix.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +22,9 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 
 
-def write_config(run_dir, config: Config) -> Path:
-    """Write `config.json`: {"config": config.to_dict(), "versions": {magejax, jax, jaxlib}}."""
+def write_config(run_dir, config: Config, run: dict | None = None) -> Path:
+    """Write `config.json`: {"config": config.to_dict(), "versions": {magejax, jax, jaxlib}} and,
+    if given, "run": the CLI settings outside `Config` (seeds, base seed, preset, ...)."""
     import jax
     import jaxlib
 
@@ -29,6 +34,8 @@ def write_config(run_dir, config: Config) -> Path:
     doc = {"config": config.to_dict(),
            "versions": {"magejax": magejax.__version__, "jax": jax.__version__,
                         "jaxlib": jaxlib.__version__}}
+    if run is not None:
+        doc["run"] = run
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
@@ -39,17 +46,46 @@ def read_config(run_dir) -> Config:
     return Config.from_dict(doc["config"])
 
 
+def read_run_settings(run_dir) -> dict | None:
+    """The "run" settings of `run_dir/config.json`, or None if it has none (older run dirs)."""
+    return json.loads((Path(run_dir) / CONFIG_FILE).read_text()).get("run")
+
+
 def _json_float(x) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None  # ±inf also becomes null: JSON cannot hold it either
 
 
-class MetricsWriter:
-    """Writes `run_dir/metrics.jsonl`, truncating any earlier file (one file per run)."""
+def file_prefix_sha256(path, size: int) -> str | None:
+    """sha256 of the first `size` bytes of `path`, or None if the file is shorter."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        data = f.read(size)
+    if len(data) < size:
+        return None
+    digest.update(data)
+    return digest.hexdigest()
 
-    def __init__(self, run_dir):
+
+class MetricsWriter:
+    """Writes `run_dir/metrics.jsonl`.
+
+    A new writer truncates any earlier file (one file per run); `keep_bytes=N` instead keeps the
+    first N bytes (the rows a checkpoint covers) and appends after them, for a resumed run.
+    """
+
+    def __init__(self, run_dir, keep_bytes: int = 0):
         self.path = Path(run_dir) / METRICS_FILE
-        self._file = open(self.path, "w")
+        # Binary mode: the byte count and hash must describe exactly what is on disk.
+        self._file = open(self.path, "r+b" if keep_bytes else "wb")
+        kept = self._file.read(keep_bytes) if keep_bytes else b""
+        if len(kept) != keep_bytes:
+            self._file.close()
+            raise ValueError(f"{self.path}: has {len(kept)} bytes, fewer than the {keep_bytes} to keep")
+        self._file.truncate(keep_bytes)  # drop rows written after the checkpoint; they are redone
+        self._sha256 = hashlib.sha256(kept)
+        self.rows = kept.count(b"\n")
+        self.bytes = keep_bytes
 
     def write_rows(self, env_step: int, metrics_per_seed: dict) -> None:
         """Append one line per seed. metrics_per_seed: name -> array (seeds,)."""
@@ -58,8 +94,21 @@ class MetricsWriter:
         for seed in range(seeds):
             row = {"env_step": int(env_step), "seed": seed}
             row.update({k: _json_float(v[seed]) for k, v in columns.items()})
-            self._file.write(json.dumps(row) + "\n")
+            line = (json.dumps(row) + "\n").encode()
+            self._file.write(line)
+            self._sha256.update(line)
+            self.rows += 1
+            self.bytes += len(line)
         self._file.flush()
+
+    def sha256(self) -> str:
+        """sha256 of everything in the file so far."""
+        return self._sha256.hexdigest()
+
+    def sync(self) -> None:
+        """Force the rows to disk (before a checkpoint claims them)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()

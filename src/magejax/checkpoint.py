@@ -1,0 +1,234 @@
+"""Checkpoints of a whole vmapped training run, for `magejax train --resume`.
+
+A checkpoint is one orbax step directory `RUN_DIR/checkpoints/<env_step>/` with two items:
+`state`, the complete vmapped `TrainState` of every seed (networks, targets, optimiser states,
+model and normalisers, replay buffer, env state, PRNG keys, counters), and `meta`, JSON holding
+what must match for the checkpoint to apply (format, magejax version, config, seeds: else it is
+refused), the host-side `Progress`, the layout of every state leaf, a sha256 over all of them, and
+the JAX versions and a sha256 of magejax's source (a difference there only warns: the state is
+valid, but a resumed run may then differ from an uninterrupted one).
+
+Atomicity: orbax writes a step into `<env_step>.orbax-checkpoint-tmp`, writes
+`commit_success.txt` into it and only then renames it to `<env_step>` (`AtomicRenameTemporaryPath`,
+its default on local disks). A process killed mid-save leaves only the tmp directory, which the
+manager never lists as a step and deletes when it is next opened (`cleanup_tmp_directories`).
+Orbax does not fsync before the rename, so after a power cut (not a killed process) a renamed
+step can still be incomplete: the sha256 in `meta` catches that, and any other damage, on
+restore, which then falls back to the previous good checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+
+import magejax
+from magejax import metrics_io
+from magejax.configs import Config
+
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = 1  # bump when the layout of `meta` or of the saved state changes
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be used; the message says which and why."""
+
+
+class IncompatibleCheckpoint(CheckpointError):
+    """Written by another magejax version or for another run: refused, never skipped silently."""
+
+
+class CorruptCheckpoint(CheckpointError):
+    """Damaged or unreadable: the restore falls back to an older checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Host-side position of a run at a checkpoint."""
+
+    env_step: int          # env steps done per seed
+    next_chunk: int        # the evaluation chunk the run continues with
+    metrics_rows: int      # lines of metrics.jsonl written up to here ...
+    metrics_bytes: int     # ... their size ...
+    metrics_sha256: str    # ... and hash: the prefix of the file this checkpoint covers
+    train_s: float         # seconds spent in training chunks (excludes compilation, checkpoints)
+    wall_s: float          # wall-clock seconds of the run so far
+
+
+def identity(config: Config, seeds: int, seed: int) -> dict:
+    """What a checkpoint must agree on with the run restoring it."""
+    return {"format": FORMAT, "magejax": magejax.__version__, "config": config.to_dict(),
+            "seeds": seeds, "seed": seed}
+
+
+def leaf_specs(tree) -> list[list]:
+    """[path, shape, dtype] of every leaf, in tree order."""
+    return [[jax.tree_util.keystr(path), list(x.shape), str(np.dtype(x.dtype))]
+            for path, x in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def state_digest(tree) -> str:
+    """sha256 over every leaf's path, dtype, shape and bytes: equal digests mean identical states."""
+    h = hashlib.sha256()
+    for path, x in jax.tree_util.tree_leaves_with_path(jax.device_get(tree)):
+        x = np.ascontiguousarray(x)
+        h.update(f"{jax.tree_util.keystr(path)}|{x.dtype.str}|{x.shape}\n".encode())
+        h.update(x.tobytes())
+    return h.hexdigest()
+
+
+def _jax_versions() -> dict:
+    import jaxlib
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+
+def source_digest() -> str:
+    """sha256 of magejax's own source files: a development install changes its code without
+    changing its version, and changed code can change the numbers."""
+    h = hashlib.sha256()
+    root = Path(magejax.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(f"{path.relative_to(root)}\n".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _differences(saved: dict, expected: dict) -> list[str]:
+    """'field (checkpoint X, run Y)' for each differing entry (config fields flattened)."""
+    flat = lambda d: {**{k: v for k, v in d.items() if k != "config"}, **d.get("config", {})}
+    saved, expected = flat(saved), flat(expected)
+    # JSON turns tuples into lists; compare like with like.
+    norm = lambda v: list(v) if isinstance(v, tuple) else v
+    return [f"{k} (checkpoint {saved.get(k)!r}, run {expected.get(k)!r})"
+            for k in sorted(set(saved) | set(expected)) if norm(saved.get(k)) != norm(expected.get(k))]
+
+
+def _quiet_closed_loop_reports() -> None:
+    """Drop the follow-on noise of a failed orbax read (installed once, process-wide).
+
+    Orbax reads the arrays concurrently on an asyncio loop. When one read fails on a damaged
+    file the loop is closed while tensorstore is still completing the others, and each completion
+    reports an unraisable `RuntimeError('Event loop is closed')`: dozens of tracebacks on stderr.
+    The damage itself is reported by the failed read; only these reports are dropped.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "magejax_filter", False):
+        return
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+            previous(unraisable)
+
+    hook.magejax_filter = True
+    sys.unraisablehook = hook
+
+
+class RunCheckpoints:
+    """The checkpoints of one run directory: save every so often, restore the newest good one."""
+
+    def __init__(self, run_dir, ident: dict, keep: int = 3):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.run_dir = Path(run_dir)
+        self.directory = self.run_dir / CHECKPOINT_DIR
+        self.identity = ident
+        self._manager = ocp.CheckpointManager(
+            self.directory.absolute(), item_names=("state", "meta"),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, cleanup_tmp_directories=True,
+                # Synchronous: a checkpoint is complete on disk before training goes on, so the
+                # progress it records never runs ahead of what a crash leaves behind.
+                enable_async_checkpointing=False))
+
+    def steps(self) -> list[int]:
+        """Env steps of the finished checkpoints, ascending."""
+        self._manager.reload()
+        return sorted(self._manager.all_steps())
+
+    def save(self, state, progress: Progress) -> None:
+        """Save `state` (the vmapped TrainState) and `progress`; keeps only the newest `keep`."""
+        host = jax.device_get(state)  # a host copy: the device buffers get donated to the next chunk
+        meta = dict(self.identity, versions=_jax_versions(), source_sha256=source_digest(),
+                    progress=dataclasses.asdict(progress),
+                    leaves=leaf_specs(host), state_sha256=state_digest(host))
+        args = self._ocp.args.Composite(state=self._ocp.args.StandardSave(host),
+                                        meta=self._ocp.args.JsonSave(meta))
+        if not self._manager.save(progress.env_step, args=args):
+            raise CheckpointError(f"{self.directory}: checkpoint at env step {progress.env_step} "
+                                  "was not saved (a newer one exists)")
+
+    def _restore_step(self, step: int, abstract_state, log: Callable[[str], None]):
+        ocp = self._ocp
+        where = f"checkpoint {self.directory / str(step)}"
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+            progress = Progress(**meta["progress"])
+        except Exception as e:  # noqa: BLE001 — any failure to read is damage
+            raise CorruptCheckpoint(f"{where}: metadata unreadable ({type(e).__name__}: {e})") from e
+        if meta.get("format") != FORMAT or meta.get("magejax") != magejax.__version__:
+            raise IncompatibleCheckpoint(
+                f"{where}: written by magejax {meta.get('magejax')} (checkpoint format "
+                f"{meta.get('format')}); this is magejax {magejax.__version__} (format {FORMAT})")
+        differ = _differences({k: meta.get(k) for k in self.identity}, self.identity)
+        if differ:
+            raise IncompatibleCheckpoint(f"{where}: written for another run; differs in {', '.join(differ)}")
+        if meta.get("leaves") != leaf_specs(abstract_state):
+            raise IncompatibleCheckpoint(f"{where}: its state layout differs from this config's")
+        # Warnings, not refusals: the state is still valid, only bit-exactness is at stake.
+        if meta.get("versions") != _jax_versions():
+            log(f"{where} was written with {meta.get('versions')}, this is {_jax_versions()}: "
+                "the resumed run may not be bit-identical to an uninterrupted one")
+        if meta.get("source_sha256") != source_digest():
+            log(f"{where} was written by magejax {magejax.__version__} with other source code than "
+                "this one: the resumed run may not be bit-identical to an uninterrupted one")
+        try:
+            state = self._manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))).state
+        except Exception as e:  # noqa: BLE001
+            raise CorruptCheckpoint(f"{where}: state unreadable ({type(e).__name__}: {e})") from e
+        if state_digest(state) != meta.get("state_sha256"):
+            raise CorruptCheckpoint(f"{where}: state does not match its sha256 (damaged files)")
+        metrics = self.run_dir / metrics_io.METRICS_FILE
+        if (not metrics.is_file() or metrics_io.file_prefix_sha256(metrics, progress.metrics_bytes)
+                != progress.metrics_sha256):
+            raise CorruptCheckpoint(f"{where}: {metrics} no longer starts with the "
+                                    f"{progress.metrics_rows} rows this checkpoint covers")
+        return state, progress
+
+    def restore(self, abstract_state, log: Callable[[str], None] = print):
+        """The newest good checkpoint as (host TrainState, Progress), or None if there is none.
+
+        abstract_state: the freshly initialised state, or its `jax.eval_shape`: restored arrays
+        get its tree structure, shapes and dtypes. Damaged checkpoints are reported through
+        `log`, deleted (the resumed run writes them again) and skipped; an incompatible one
+        raises `IncompatibleCheckpoint`.
+        """
+        _quiet_closed_loop_reports()
+        bad = []
+        for step in reversed(self.steps()):
+            try:
+                restored = self._restore_step(step, abstract_state, log)
+            except CorruptCheckpoint as e:
+                log(f"{e}; not using it")
+                bad.append(step)
+                continue
+            break
+        else:
+            restored = None
+        for step in bad:
+            self._manager.delete(step)
+        if bad:
+            log(f"deleted unusable checkpoint(s) at env step(s) {', '.join(map(str, bad))}; "
+                + (f"falling back to the one at env step {restored[1].env_step}" if restored
+                   else "no good checkpoint left, starting from the beginning"))
+        return restored
+
+    def close(self) -> None:
+        self._manager.close()
