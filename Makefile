@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run test test-slow bench bench-checkpoint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+
+# Checkpoint size and save/restore time at paper size, and the overhead on a small run.
+bench-checkpoint: $(STAMP)
+	$(PY) benchmarks/checkpoint_bench.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

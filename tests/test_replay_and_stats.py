@@ -59,3 +59,29 @@ def test_running_stats_equal_batch_moments():
     # Empty statistics are the identity, not a division by zero.
     empty = normalization.init(4)
     np.testing.assert_allclose(normalization.normalize(empty, x), x)
+
+
+def test_model_indices_never_in_the_heldout_slice():
+    capacity = 45  # not a multiple of 10: the slice wraps like any slot
+    buf = replay.init(capacity, 3, 2)
+    sample = jax.jit(replay.sample_model_indices, static_argnums=2)
+    for size in range(1, capacity + 1):
+        idx = np.asarray(sample(buf.replace(size=jnp.int32(size)), jax.random.PRNGKey(size), (4000,)))
+        if size == 1:  # no transition outside the slice yet
+            assert set(idx.tolist()) == {0}
+            continue
+        allowed = {i for i in range(size) if i % replay.HOLDOUT_EVERY}
+        assert set(idx.tolist()) == allowed  # never held out, never unfilled, every allowed slot
+
+
+def test_heldout_indices_spread_over_the_slice():
+    buf = replay.init(100_000, 3, 2)
+    for size, n in ((1, 8), (35, 8), (35, 2), (100_000, 1024)):
+        idx = np.asarray(replay.heldout_indices(buf.replace(size=jnp.int32(size)), n))
+        assert idx.shape == (n,) and np.all(idx % replay.HOLDOUT_EVERY == 0) and np.all(idx < size)
+        held = -(-size // replay.HOLDOUT_EVERY)
+        if held <= n:  # every held-out transition, each floor(n/H) or ceil(n/H) times
+            counts = np.bincount(idx // replay.HOLDOUT_EVERY, minlength=held)
+            assert counts.min() >= n // held and counts.max() <= -(-n // held)
+        else:
+            assert len(set(idx.tolist())) == n and idx.max() >= size - size // n - replay.HOLDOUT_EVERY

@@ -96,3 +96,47 @@ def test_nonfinite_losses_are_counted_per_chunk():
     # Every agent update of the chunk, and every model training once NaN actions reach the buffer.
     model_trainings = config.eval_every // config.model_train_every
     assert float(row["nonfinite_losses"]) == config.eval_every + model_trainings
+
+
+def test_model_never_trains_on_the_heldout_slice():
+    """Held-out slots hold NaN next observations: the model still trains finitely, its held-out
+    metrics turn NaN; NaN in other slots instead poisons model training (the check can fail)."""
+    from magejax import replay
+
+    config = configs.preset("pendulum", "dyna", "tiny", buffer_size=400)
+    trainer = make_train(config)
+    state, first = jax.jit(trainer.start)(jax.random.PRNGKey(0))
+    assert np.isnan(first["model_heldout_nll"]) and np.isnan(first["model_heldout_mse"])  # no data yet
+    run_chunk = jax.jit(trainer.run_chunk)
+
+    def full_buffer(poisoned_slots):
+        # A full buffer of plausible transitions; the chunk then overwrites slots 0..99.
+        k1, k2, k3 = jax.random.split(jax.random.PRNGKey(1), 3)
+        n = config.buffer_size
+        obs = jax.random.normal(k1, (n, 3))
+        next_obs = obs + 0.1 * jax.random.normal(k3, (n, 3))
+        next_obs = jnp.where(poisoned_slots[:, None], jnp.nan, next_obs)
+        data = state.buffer.data.replace(obs=obs, next_obs=next_obs,
+                                         action=jax.random.uniform(k2, (n, 1), minval=-1, maxval=1))
+        return state.replace(buffer=state.buffer.replace(data=data, size=jnp.int32(n),
+                                                         position=jnp.int32(0)))
+
+    slots = jnp.arange(config.buffer_size)
+    _, clean = run_chunk(full_buffer(slots < 0), jnp.asarray(1))
+    _, heldout_poisoned = run_chunk(full_buffer(slots % replay.HOLDOUT_EVERY == 0), jnp.asarray(1))
+    _, others_poisoned = run_chunk(full_buffer(slots % replay.HOLDOUT_EVERY == 5), jnp.asarray(1))
+
+    assert np.isfinite(clean["model_heldout_nll"]) and np.isfinite(clean["model_heldout_mse"])
+    assert float(clean["nonfinite_losses"]) == 0
+    # Never sampled for training: every model (and agent) loss stays finite ...
+    assert np.isfinite(heldout_poisoned["model_nll"]) and float(heldout_poisoned["nonfinite_losses"]) == 0
+    # ... though the held-out metrics do read those slots.
+    assert np.isnan(heldout_poisoned["model_heldout_nll"])
+    assert float(others_poisoned["nonfinite_losses"]) > 0
+
+
+def test_heldout_metrics_are_nan_without_a_model():
+    trainer = make_train(configs.preset("pendulum", "td3", "tiny"))
+    state, _ = jax.jit(trainer.start)(jax.random.PRNGKey(0))
+    _, row = jax.jit(trainer.run_chunk)(state, jnp.asarray(0))
+    assert np.isnan(row["model_heldout_nll"]) and np.isnan(row["model_heldout_mse"])

@@ -139,10 +139,19 @@ class RunCheckpoints:
         self.run_dir = Path(run_dir)
         self.directory = self.run_dir / CHECKPOINT_DIR
         self.identity = ident
+        # A multi-host run checkpoints host copies of the whole state from process 0 alone
+        # (magejax.parallel): orbax must then neither wait for nor expect the other processes.
+        alone = jax.process_count() > 1
+        if alone:
+            self.directory.mkdir(parents=True, exist_ok=True)  # orbax cannot create it then
+        me = jax.process_index()
         self._manager = ocp.CheckpointManager(
             self.directory.absolute(), item_names=("state", "meta"),
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, cleanup_tmp_directories=True,
+                max_to_keep=keep, cleanup_tmp_directories=True, create=not alone,
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    primary_host=me, active_processes={me}) if alone else
+                ocp.options.MultiprocessingOptions(),
                 # Synchronous: a checkpoint is complete on disk before training goes on, so the
                 # progress it records never runs ahead of what a crash leaves behind.
                 enable_async_checkpointing=False))

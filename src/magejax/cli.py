@@ -3,7 +3,9 @@
 
 A run directory holds `config.json`, `metrics.jsonl` (one line per evaluation and seed, flushed as
 it goes), `checkpoints/` (the newest few complete training states), `curve.png` and
-`summary.json`. `magejax train --resume RUN_DIR` continues a killed run from its newest good
+`summary.json`, and with `--tensorboard` also `tensorboard/` (TensorBoard event files). With
+several JAX devices the seeds are sharded over them (`magejax.parallel`; several hosts: see
+docs/running.md). `magejax train --resume RUN_DIR` continues a killed run from its newest good
 checkpoint and ends with exactly the files an uninterrupted run writes. Bad input prints one line
 `magejax: error: ...` and exits 2; a run that diverges (non-finite evaluation return or loss)
 exits 1.
@@ -11,6 +13,7 @@ exits 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shutil
@@ -24,6 +27,7 @@ from magejax import configs, metrics_io, plotting
 
 RUN_FILES = (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "curve.png", "summary.json")
 CHECKPOINT_DIR = "checkpoints"  # = checkpoint.CHECKPOINT_DIR, which imports JAX
+TENSORBOARD_DIR = "tensorboard"
 
 # Defaults of the flags that describe a run; None in argparse so a resume can tell given from not.
 RUN_DEFAULTS = {"env": "pendulum", "algo": "mage", "preset": "paper", "seeds": 1, "seed": 0}
@@ -76,7 +80,19 @@ def _parser() -> argparse.ArgumentParser:
                         "checkpointed")
     t.add_argument("--keep", type=int, metavar="K",
                    help="checkpoints to keep, newest first (default: 3, or the resumed run's)")
-    t.add_argument("--quiet", action="store_true", help="no progress lines")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or lines")
+    t.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also log every metric (mean over seeds and per seed) at each evaluation "
+                        "to RUN_DIR/tensorboard/ (needs tensorboardX; a resume keeps logging)")
+    d = t.add_argument_group("multi-host runs (see docs/running.md)")
+    d.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() first, detecting the processes from "
+                        "the cluster (Slurm, Open MPI, TPU, ...); every process runs the same "
+                        "command and process 0 alone writes the run directory")
+    d.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="address of process 0's coordinator (with --num-processes, --process-id)")
+    d.add_argument("--num-processes", type=int, metavar="N")
+    d.add_argument("--process-id", type=int, metavar="I")
     t.set_defaults(func=_train)
 
     p = sub.add_parser("plot", help="overlay the learning curves of several run directories")
@@ -175,8 +191,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             # summary or checkpoint from the previous one. Other files are left alone.
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-            if (out / CHECKPOINT_DIR).is_dir():
-                shutil.rmtree(out / CHECKPOINT_DIR)
+            for name in (CHECKPOINT_DIR, TENSORBOARD_DIR):
+                if (out / name).is_dir():
+                    shutil.rmtree(out / name)
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"--out {out}: cannot create run directory: {e.strerror or e}") from None
@@ -217,94 +234,247 @@ def _note(message: str) -> None:
     print(f"magejax: {message}", file=sys.stderr, flush=True)
 
 
-def _train(args) -> int:
-    config, run = _settings(args)
-    every_ckpt, keep = _checkpoint_settings(args, config, run)
-    seeds, resuming = run["seeds"], args.resume is not None
-    out = Path(args.resume if resuming else args.out)
-    if not resuming:
-        _prepare_out(out, args.overwrite)
+def _init_distributed(args) -> bool:
+    """`jax.distributed.initialize` if asked for; True when this is a multi-process run."""
+    manual = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(v is None for v in manual):
+        return False
+    if any(v is None for v in manual) and not all(v is None for v in manual):
+        raise UsageError("--coordinator, --num-processes and --process-id go together "
+                         "(or use --distributed alone, to detect them from the cluster)")
+    import jax
+    try:
+        jax.distributed.initialize(*manual)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise UsageError(f"--distributed: cannot initialise JAX's distributed runtime: {e}") from None
+    return jax.process_count() > 1
+
+
+def _on_main(fn, multihost: bool):
+    """fn() in process 0; its JSON-able result, or its UsageError, in every process."""
+    if not multihost:
+        return fn()
+    from magejax import parallel
+    value = None
+    if parallel.is_main():
         try:
-            metrics_io.write_config(out, config, dict(run, checkpoint_every=every_ckpt, keep=keep))
-        except OSError as e:
-            raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
+            value = {"ok": fn()}
+        except UsageError as e:
+            value = {"error": str(e)}
+    value = parallel.broadcast_json(value)
+    if "error" in value:
+        raise UsageError(value["error"])
+    return value["ok"]
+
+
+def _require_tensorboard() -> None:
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise UsageError("--tensorboard: needs the tensorboardX package: pip install tensorboardX "
+                         "(or pip install 'magejax[tensorboard]')") from None
+
+
+def _log_scalars(tb, env_step: int, row: dict) -> None:
+    """Every metric of one evaluation: its mean over seeds and each seed's value.
+
+    Metrics NaN in every seed (quantities an algorithm or chunk does not have) are left out.
+    """
+    for name, values in row.items():
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if np.isnan(v).all():
+            continue
+        tb.add_scalar(f"{name}/mean", float(np.mean(v)), env_step)
+        for seed, x in enumerate(v):
+            tb.add_scalar(f"{name}/seed_{seed}", float(x), env_step)
+    tb.flush()
+
+
+def _divergence(env_step: int, row: dict, problems, uses_model: bool) -> str:
+    """One line naming the env step, each diverged seed and its non-finite losses."""
+    counts = np.asarray(row["nonfinite_losses"], dtype=np.float64)
+    parts = []
+    for seed in sorted({int(s) for _, bad in problems for s in bad}):
+        names = [name for name, bad in problems if seed in bad and name in ("eval_return",) + LOSS_METRICS]
+        # A loss NaN in every seed (so not in `problems`) is still named for a seed whose count
+        # shows a non-finite loss, unless the algorithm never computes it.
+        names += [name for name in LOSS_METRICS if name not in names
+                  and (uses_model or not name.startswith("model_")) and counts[seed] > 0
+                  and not np.isfinite(np.asarray(row[name], dtype=np.float64)[seed])]
+        what = ", ".join(names) if names else "loss (which one is not visible: the chunk means skip NaN)"
+        count = f" (nonfinite_losses {counts[seed]:.0f} in this chunk)" if counts[seed] > 0 else ""
+        parts.append(f"seed {seed}: non-finite {what}{count}")
+    return f"training diverged at env step {env_step}: " + "; ".join(parts)
+
+
+def _train(args) -> int:
+    multihost = _init_distributed(args)
+    resuming = args.resume is not None
+    out = Path(args.resume if resuming else args.out)
+
+    def prepare() -> dict:
+        """Settings of the run; creates the run directory of a new run (process 0 only)."""
+        config, run = _settings(args)
+        every_ckpt, keep = _checkpoint_settings(args, config, run)
+        tensorboard = bool(args.tensorboard or run.get("tensorboard"))
+        if tensorboard:
+            _require_tensorboard()
+        if multihost:
+            import jax
+            if run["seeds"] % jax.device_count():
+                raise UsageError(f"--seeds: a multi-host run needs a multiple of the "
+                                 f"{jax.device_count()} devices of all hosts, got {run['seeds']}")
+        if not resuming:
+            _prepare_out(out, args.overwrite)
+            saved = dict(run, checkpoint_every=every_ckpt, keep=keep)
+            if args.tensorboard:
+                saved["tensorboard"] = True  # a resume goes on logging
+            try:
+                metrics_io.write_config(out, config, saved)
+            except OSError as e:
+                raise UsageError(f"--out {out}: cannot write: {e.strerror or e}") from None
+        return {"config": config.to_dict(), "run": run, "every_ckpt": every_ckpt, "keep": keep,
+                "tensorboard": tensorboard}
+
+    # Multi-host: only process 0 reads or writes the run directory; the others get its settings.
+    settings = _on_main(prepare, multihost)
+    config = configs.Config.from_dict(settings["config"])
+    run, every_ckpt, keep = settings["run"], settings["every_ckpt"], settings["keep"]
+    seeds = run["seeds"]
 
     # Imported here so `magejax --help` and bad-input errors do not wait for JAX.
     import jax
     import jax.numpy as jnp
 
-    from magejax import checkpoint
+    from magejax import checkpoint, parallel
     from magejax.train import METRIC_NAMES, make_train
 
-    progress = not args.quiet
-    tty = sys.stderr.isatty()  # carriage-return updates only where a terminal shows them
+    main_process = parallel.is_main()
+    note = _note if main_process else (lambda message: None)
+    progress = not args.quiet and main_process
+    tty = sys.stderr.isatty()
     t0 = time.perf_counter()
     trainer = make_train(config)
-    keys = jax.random.split(jax.random.PRNGKey(run["seed"]), seeds)
-    start_v = jax.jit(jax.vmap(trainer.start))
-    chunk_v = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
+    placement = parallel.place_seeds(seeds)
+    if placement.note:
+        note(placement.note)
+    seed_sharding, replicated = placement.seeds, placement.replicated
+    keys = placement.put(jax.random.split(jax.random.PRNGKey(run["seed"]), seeds))
+    start_v = placement.jit(jax.vmap(trainer.start), in_shardings=seed_sharding,
+                            out_shardings=seed_sharding)
+    chunk_v = placement.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)),
+                            in_shardings=(seed_sharding, replicated), out_shardings=seed_sharding,
+                            donate_argnums=0)
+
+    def chunk_index(c: int):  # replicated over the mesh: every device runs the same chunk
+        return placement.put(np.int32(c), replicated) if placement.mesh is not None else jnp.int32(c)
+
+    writer = ckpts = tb = bar = None
+    last_eval = np.zeros(seeds)
+    last_ckpt = [None]  # env step of the newest checkpoint
 
     def record(env_step: int, row: dict) -> None:
-        row = jax.device_get(row)
+        row = parallel.to_host(row)  # every seed, in every process
         row = {name: row[name] for name in METRIC_NAMES}  # file columns in the documented order
-        writer.write_rows(env_step, row)
+        if main_process:
+            writer.write_rows(env_step, row)
+            if tb is not None:
+                _log_scalars(tb, env_step, row)
         problems = _non_finite(row)
         if problems:
-            what = "; ".join(f"{name} in seed(s) {', '.join(map(str, bad))}" for name, bad in problems)
-            if progress and tty:
-                print(file=sys.stderr)
-            print(f"magejax: error: training diverged at env step {env_step}: non-finite {what}. "
-                  f"Rows up to this step are in {writer.path}", file=sys.stderr)
-            writer.close()
+            if bar is not None:
+                bar.close()
+            where = (f"the newest checkpoint, from before it, is at env step {last_ckpt[0]}"
+                     if last_ckpt[0] is not None else "no checkpoint was written before it")
+            print(f"magejax: error: {_divergence(env_step, row, problems, config.spec.uses_model)}. "
+                  f"Metrics rows up to this step are in {out / metrics_io.METRICS_FILE}; {where}",
+                  file=sys.stderr)
+            if writer is not None:
+                writer.close()
             raise SystemExit(1)
         last_eval[:] = row["eval_return"]
 
-    last_eval = np.zeros(seeds)
-    ckpts = checkpoint.RunCheckpoints(out, checkpoint.identity(config, seeds, run["seed"]), keep)
-    restored = None
-    if resuming:
+    # Restore target: structure, shapes and dtypes (eval_shape computes nothing); host layout.
+    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype),
+                            jax.eval_shape(start_v, keys)[0])
+    host_state, done = None, None
+    if main_process:
+        ckpts = checkpoint.RunCheckpoints(out, checkpoint.identity(config, seeds, run["seed"]), keep)
+
+    def restore():
+        nonlocal host_state
+        if not resuming:
+            return None
         try:
-            # eval_shape: the restore target's structure, shapes and dtypes, without computing.
-            restored = ckpts.restore(jax.eval_shape(start_v, keys)[0], log=_note)
+            restored = ckpts.restore(abstract, log=_note)
         except checkpoint.IncompatibleCheckpoint as e:
             raise UsageError(f"--resume {out}: {e}") from None
+        if restored is None:
+            _note(f"{out}: no checkpoint to resume from; starting the run from the beginning")
+            return None
+        host_state = restored[0]
+        return dataclasses.asdict(restored[1])
+
+    restored = _on_main(restore, multihost)
     try:
         if restored is None:
-            if resuming:
-                _note(f"{out}: no checkpoint to resume from; starting the run from the beginning")
-            writer = metrics_io.MetricsWriter(out)
+            if main_process:
+                writer = metrics_io.MetricsWriter(out)
             state, row = start_v(keys)
-            record(0, row)
             first, train_s, wall_before = 0, 0.0, 0.0
         else:
-            host_state, done = restored
-            _note(f"resuming {out} at env step {done.env_step}/{config.total_steps} "
-                  f"({done.metrics_rows} metrics rows kept)")
-            writer = metrics_io.MetricsWriter(out, keep_bytes=done.metrics_bytes)
-            state = jax.device_put(host_state)
+            done = checkpoint.Progress(**restored)
+            note(f"resuming {out} at env step {done.env_step}/{config.total_steps} "
+                 f"({done.metrics_rows} metrics rows kept)")
+            if main_process:
+                writer = metrics_io.MetricsWriter(out, keep_bytes=done.metrics_bytes)
+            state = placement.put(parallel.broadcast_tree(host_state, abstract))
+            host_state = None
             first, train_s, wall_before = done.next_chunk, done.train_s, done.wall_s
+            last_ckpt[0] = done.env_step
+        if main_process and settings["tensorboard"]:
+            from tensorboardX import SummaryWriter
+            # A resume rewrites the rows after its checkpoint: TensorBoard drops the old ones.
+            tb = SummaryWriter(str(out / TENSORBOARD_DIR),
+                               purge_step=None if done is None else done.env_step + 1)
+        if restored is None:
+            record(0, row)
     except OSError as e:
         raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
     # Compile ahead of time: the chunk index is a traced int32 scalar (not static), so this one
     # executable serves every chunk — a different index cannot retrace — and compile time stays
     # out of the steps/s figures.
-    run_chunk = chunk_v.lower(state, jnp.int32(0)).compile()
+    run_chunk = chunk_v.lower(state, chunk_index(0)).compile()
     compile_s = time.perf_counter() - t0
 
     n, every = config.num_chunks, config.eval_every
 
     def save(chunks_done: int) -> None:
+        host = parallel.to_host(state)  # every process takes part when the state spans hosts
+        last_ckpt[0] = chunks_done * every
+        if not main_process:
+            return
         writer.sync()  # the rows this checkpoint claims must be on disk before it is
-        ckpts.save(state, checkpoint.Progress(
+        ckpts.save(host, checkpoint.Progress(
             env_step=chunks_done * every, next_chunk=chunks_done, metrics_rows=writer.rows,
             metrics_bytes=writer.bytes, metrics_sha256=writer.sha256(), train_s=train_s,
             wall_s=wall_before + time.perf_counter() - t0))
 
+    if progress and tty:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # a dependency, but a missing bar is no reason to stop
+            tqdm = None
+        if tqdm is not None:
+            bar = tqdm(total=config.total_steps, initial=first * every, file=sys.stderr,
+                       desc="magejax", unit=" env steps", dynamic_ncols=True,
+                       bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
+                                  "{rate_noinv_fmt} per seed{postfix}]")
     ckpt_s = 0.0
     try:
         for c in range(first, n):
             t = time.perf_counter()
-            state, row = run_chunk(state, jnp.int32(c))
+            state, row = run_chunk(state, chunk_index(c))
             jax.block_until_ready(row)
             train_s += time.perf_counter() - t
             record((c + 1) * every, row)
@@ -312,25 +482,35 @@ def _train(args) -> int:
                 t = time.perf_counter()
                 save(c + 1)
                 ckpt_s += time.perf_counter() - t
-            if progress:
-                done = (c + 1) * every
-                rate = done / train_s
-                line = (f"step {done}/{config.total_steps} | {rate:,.0f} env steps/s per seed "
-                        f"({rate * seeds:,.0f} total) | elapsed {_hms(wall_before + time.perf_counter() - t0)} "
-                        f"| ETA {_hms(train_s / (c + 1) * (n - c - 1))} "
-                        f"| eval return {np.mean(last_eval):.1f} (mean of {seeds})")
-                print(f"\r{line}\x1b[K" if tty else line, end="" if tty else "\n", file=sys.stderr,
-                      flush=True)
+            if bar is not None:
+                bar.set_postfix_str(f"eval return {np.mean(last_eval):.1f} (mean of {seeds})",
+                                    refresh=False)
+                bar.update(every)
+            elif progress:
+                done_steps = (c + 1) * every
+                rate = done_steps / train_s
+                print(f"step {done_steps}/{config.total_steps} | {rate:,.0f} env steps/s per seed "
+                      f"({rate * seeds:,.0f} total) | elapsed {_hms(wall_before + time.perf_counter() - t0)} "
+                      f"| ETA {_hms(train_s / (c + 1) * (n - c - 1))} "
+                      f"| eval return {np.mean(last_eval):.1f} (mean of {seeds})",
+                      file=sys.stderr, flush=True)
     except KeyboardInterrupt:
-        print(f"\nmagejax: interrupted; finished evaluations are in {writer.path}; continue with "
-              f"`magejax train --resume {out}`", file=sys.stderr)
+        if bar is not None:
+            bar.close()
+        if main_process:
+            print(f"\nmagejax: interrupted; finished evaluations are in {writer.path}; continue "
+                  f"with `magejax train --resume {out}`", file=sys.stderr)
         raise SystemExit(130) from None
     finally:
-        writer.close()
-        ckpts.close()
-    if progress and tty:
-        print(file=sys.stderr)
+        if bar is not None:
+            bar.close()
+        for f in (writer, ckpts, tb):
+            if f is not None:
+                f.close()
 
+    final_state = parallel.to_host(state)  # every process takes part when the state spans hosts
+    if not main_process:
+        return 0
     steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
     plot = plotting.plot_learning_curves(
         {config.algo: (steps, returns)}, out / "curve.png",
@@ -344,8 +524,9 @@ def _train(args) -> int:
         "final_eval_return_mean": mean, "final_eval_return_ci95": [lo, hi],
         "final_eval_return_per_seed": [float(x) for x in returns[:, -1]],
         # Identical for an uninterrupted run and a killed-and-resumed one.
-        "final_state_sha256": checkpoint.state_digest(state),
-        "resumed_from_env_step": None if restored is None else restored[1].env_step,
+        "final_state_sha256": checkpoint.state_digest(final_state),
+        "resumed_from_env_step": None if done is None else done.env_step,
+        "devices": placement.devices, "processes": jax.process_count(),
         "wall_time_s": wall_s, "compile_time_s": compile_s, "checkpoint_time_s": ckpt_s,
         # Rates exclude compilation, so they compare across run lengths.
         "env_steps_per_s_per_seed": _nan_to_none(rate),

@@ -1,4 +1,12 @@
-"""A circular replay buffer as a pytree, usable inside jit, scan and vmap."""
+"""A circular replay buffer as a pytree, usable inside jit, scan and vmap.
+
+Held-out slice for the dynamics model: every transition stored at a buffer slot whose index is a
+multiple of `HOLDOUT_EVERY` (slots 0, 10, 20, ...; with sequential inserts, every 10th transition)
+is never used to train the model (`sample_model_indices`) and serves to measure the model's
+generalisation (`heldout_indices`). The slice is defined by slot, so it stays fixed when the buffer
+wraps around: a slot's transitions are always held out or never. Agent updates still sample every
+slot (`sample`), since the slice only concerns the model.
+"""
 from __future__ import annotations
 
 import chex
@@ -63,3 +71,33 @@ def gather(buffer: ReplayBuffer, indices: jax.Array) -> Transition:
 def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
     """A uniform batch of `batch_size` transitions (leading axis batch_size)."""
     return gather(buffer, sample_indices(buffer, key, (batch_size,)))
+
+
+HOLDOUT_EVERY = 10
+"""Buffer slots i with i % HOLDOUT_EVERY == 0 are the model's held-out slice."""
+
+
+def sample_model_indices(buffer: ReplayBuffer, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Indices drawn uniformly, with replacement, from the filled slots outside the held-out slice.
+
+    The j-th non-held-out slot is HOLDOUT_EVERY·(j // (HOLDOUT_EVERY−1)) + j % (HOLDOUT_EVERY−1) + 1,
+    so no mask of data-dependent size is needed. With fewer than two transitions there is no
+    non-held-out one yet and slot 0 is returned.
+    """
+    per_block = HOLDOUT_EVERY - 1
+    count = buffer.size - (buffer.size + per_block) // HOLDOUT_EVERY  # size − ceil(size / 10)
+    j = jax.random.randint(key, shape, 0, jnp.maximum(count, 1))
+    index = HOLDOUT_EVERY * (j // per_block) + j % per_block + 1
+    return jnp.where(count > 0, index, 0)
+
+
+def heldout_indices(buffer: ReplayBuffer, n: int) -> jax.Array:
+    """`n` held-out slots spread evenly over the filled part (static shape, no randomness).
+
+    The k-th held-out slot, k = floor(i·H / n) for i < n where H = ceil(size / 10) is the number
+    of held-out transitions: every one of them appears floor(n/H) or ceil(n/H) times when H <= n,
+    an evenly spaced subset when H > n. All zeros (slot 0) while the buffer is empty.
+    """
+    held = (buffer.size + HOLDOUT_EVERY - 1) // HOLDOUT_EVERY
+    k = (jnp.arange(n) * held) // n
+    return HOLDOUT_EVERY * k

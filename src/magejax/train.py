@@ -29,12 +29,16 @@ from magejax.update import Agent, AgentState, make_agent
 
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
                 "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse",
-                "nonfinite_losses")
+                "model_heldout_nll", "model_heldout_mse", "nonfinite_losses")
 """Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity).
 Losses are chunk means over the steps where they were computed; `nonfinite_losses` counts the
 steps of the chunk in which a computed loss was NaN or infinite (the means skip NaN, so this
-count is what reveals a divergence)."""
+count is what reveals a divergence). `model_heldout_nll` / `model_heldout_mse` are the model's
+NLL and MSE (same definitions as `model_nll` / `model_mse`: `EnsembleModel.nll_loss`, normalised
+units, member mean) at the evaluation, on `HELDOUT_BATCH` transitions of the held-out slice
+(`replay.heldout_indices`), which model training never samples."""
 MODEL_METRIC_NAMES = ("model_nll", "model_mse")
+HELDOUT_BATCH = 1024
 
 
 @chex.dataclass
@@ -115,8 +119,9 @@ def make_train(config: Config) -> Trainer:
     def train_model(state: TrainState, key: jax.Array) -> tuple[ModelState, dict]:
         """`model_train_batches` NLL steps, each member on its own uniform mini-batch."""
         model_state = model.with_stats(state.model, state.input_stats, state.delta_stats)
-        indices = replay.sample_indices(state.buffer, key, (c.model_train_batches, c.ensemble_size,
-                                                            c.model_batch_size))
+        # Never the held-out slice: it measures generalisation (`heldout_model_metrics`).
+        indices = replay.sample_model_indices(state.buffer, key, (c.model_train_batches, c.ensemble_size,
+                                                                  c.model_batch_size))
 
         def body(model_state, idx):
             batch = replay.gather(state.buffer, idx)  # leaves (E, N, ·)
@@ -125,6 +130,19 @@ def make_train(config: Config) -> Trainer:
         model_state, metrics = jax.lax.scan(body, model_state, indices)
         bad = jnp.any(~jnp.isfinite(metrics["model_nll"])).astype(jnp.float32)
         return model_state, {**jax.tree.map(lambda m: m[-1], metrics), "nonfinite": bad}
+
+    def heldout_model_metrics(state: TrainState) -> dict:
+        """Model NLL and MSE on the held-out slice, every member on the same transitions."""
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        if model is None:
+            return {"model_heldout_nll": nan, "model_heldout_mse": nan}
+        batch = replay.gather(state.buffer, replay.heldout_indices(state.buffer, HELDOUT_BATCH))
+        tile = lambda x: jnp.broadcast_to(x, (c.ensemble_size,) + x.shape)  # (E, N, ·)
+        _, m = model.nll_loss(state.model.params, state.model, tile(batch.obs), tile(batch.action),
+                              tile(batch.next_obs))
+        empty = state.buffer.size == 0
+        return {"model_heldout_nll": jnp.where(empty, nan, m["model_nll"]),
+                "model_heldout_mse": jnp.where(empty, nan, m["model_mse"])}
 
     def agent_updates(state: TrainState, step: jax.Array, key: jax.Array) -> tuple[AgentState, dict]:
         """`num_updates` update steps on fresh uniform batches; metrics averaged over them."""
@@ -207,7 +225,8 @@ def make_train(config: Config) -> Trainer:
         state, step_metrics = jax.lax.scan(env_step, state, steps)
         key, eval_key = jax.random.split(state.key)
         returns = evaluate(state.agent.actor_params, eval_key)
-        return state.replace(key=key), summarize(step_metrics, returns, state.last_return)
+        row = {**summarize(step_metrics, returns, state.last_return), **heldout_model_metrics(state)}
+        return state.replace(key=key), row
 
     def train(key: jax.Array) -> tuple[TrainState, dict]:
         """A whole run. Returns the final state and metrics with leading axis num_chunks + 1."""
