@@ -28,6 +28,14 @@ def _exit_code(argv) -> int:
     (["--batch-size", "2000", "--buffer-size", "1000"], "batch_size: 2000 is larger than the buffer"),
     (["--lam", "-0.1"], "lam: λ must be >= 0, got -0.1"),
     (["--seeds", "0"], "--seeds: must be >= 1, got 0"),
+    (["--batch-size", "0"], "batch_size: must be a positive integer, got 0"),
+    (["--critic-lr", "0"], "critic_lr: must be > 0, got 0.0"),
+    (["--actor-lr=-1e-4"], "actor_lr: must be > 0, got -0.0001"),
+    (["--model-lr", "0"], "model_lr: must be > 0, got 0.0"),
+    (["--gamma", "1.5"], "gamma: must be in (0, 1], got 1.5"),
+    (["--gamma", "0"], "gamma: must be in (0, 1], got 0.0"),
+    (["--warmup", "500"], "warmup_steps: 500 is not shorter than the run (200 steps)"),
+    (["--eval-every", "400"], "eval_every: 400 is larger than the run (200 steps)"),
     (["--eval-every", "70"], "eval_every: must divide total_steps (200), got 70"),
     (["--checkpoint-every", "150"],
      "--checkpoint-every: must be a positive multiple of the evaluation interval (100), got 150"),
@@ -62,7 +70,9 @@ def test_existing_out_dir_refused_and_untouched(tmp_path, capsys):
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
 
 
-def test_argparse_errors_exit_2():
+def test_argparse_errors_exit_2(capsys):
+    assert _exit_code(["train", "--preset", "huge", "--out", "x"]) == 2
+    assert "--preset: invalid choice: 'huge' (choose from 'paper', 'tiny')" in capsys.readouterr().err
     assert _exit_code(TINY + ["--steps", "many", "--out", "x"]) == 2
     assert _exit_code(["train"]) == 2  # --out or --resume is required
     assert _exit_code(["train", "--out", "x", "--resume", "y"]) == 2  # not both

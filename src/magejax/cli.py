@@ -38,7 +38,8 @@ LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse
 # CLI flag (argparse dest) -> Config field, for the flags that override the preset.
 OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes": "eval_episodes",
              "warmup": "warmup_steps", "batch_size": "batch_size", "buffer_size": "buffer_size",
-             "lam": "lam", "updates_per_step": "updates_per_step"}
+             "lam": "lam", "updates_per_step": "updates_per_step", "gamma": "gamma",
+             "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr"}
 
 
 class UsageError(Exception):
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--buffer-size", type=int, metavar="N")
     t.add_argument("--lam", type=float, metavar="λ", help="weight λ of the TD term in the MAGE loss")
     t.add_argument("--updates-per-step", type=int, metavar="N", help="agent updates per env step (default: algo's)")
+    t.add_argument("--gamma", type=float, metavar="γ", help="discount factor in (0, 1] (default 0.99)")
+    for part in ("actor", "critic", "model"):
+        t.add_argument(f"--{part}-lr", type=float, metavar="LR", help=f"{part} RAdam learning rate (default 1e-4)")
     t.add_argument("--preset", choices=("paper", "tiny"),
                    help="paper settings, or tiny CI-sized networks and run (default: paper)")
     where = t.add_mutually_exclusive_group(required=True)
