@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import checkpoint, cli, configs, metrics_io
+from magejax import checkpoint, cli, metrics_io
 from magejax import train as train_lib
 
 SEEDS, POISONED_SEED, POISONED_CHUNK = 2, 1, 2

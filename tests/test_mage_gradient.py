@@ -8,7 +8,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from magejax import critic
-from tests.helpers import ACT, BATCH, OBS, small_problem
+from tests.helpers import ACT, BATCH, small_problem
 
 KEY = jax.random.PRNGKey(7)
 

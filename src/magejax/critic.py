@@ -120,9 +120,3 @@ def values_and_action_grads(critic_params, obs: jax.Array, action: jax.Array, *,
     q, vjp = jax.vjp(lambda a: jax.vmap(q_single, in_axes=(0, None, 0))(critic_params, obs, a), actions)
     (grads,) = vjp(jnp.ones_like(q))
     return q, grads
-
-
-def action_grad_norm(critic_params, obs: jax.Array, action: jax.Array, *, q_single: Callable) -> jax.Array:
-    """mean over batch and critics of ‖∇ₐQ_i(s, a)‖₂: the quantity that collapses when λ = 0."""
-    _, grads = values_and_action_grads(critic_params, obs, action, q_single=q_single)
-    return jnp.mean(safe_norm(grads, axis=-1))
