@@ -36,6 +36,12 @@ ALGO_SPECS = {
 }
 
 
+REWARDS = ("true", "learned")
+"""Where imagination's reward comes from: the env's exact `reward_fn`, or a learned MLP."""
+MODELS = ("learned", "oracle")
+"""Where imagination's next state comes from: the learned ensemble, or the env's `true_next_obs`."""
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and what is allowed."""
 
@@ -71,6 +77,12 @@ class Config:
     grad_clip: float = 5.0           # clip gradients by value, as the original code does
     actor_hidden: tuple[int, ...] = (128, 128)
     critic_hidden: tuple[int, ...] = (384, 384)
+
+    # Environment and imagination
+    env_backend: str | None = None   # Brax physics backend; None: the suite's default for the device
+    reward: str = "true"             # "true": env.reward_fn; "learned": an MLP r̂(s, a, s')
+    model: str = "learned"           # "learned": the ensemble; "oracle": env.true_next_obs
+    horizon: int = 1                 # model steps before bootstrapping (k-step MAGE; MAAC's H)
 
     # Dynamics model
     ensemble_size: int = 8
@@ -174,6 +186,10 @@ def validate(config: Config) -> Config:
     for name in ("exploration_noise", "target_noise", "target_noise_clip", "model_weight_decay"):
         value = getattr(c, name)
         _require(value >= 0, f"{name}: must be >= 0, got {value}")
+    _require(c.reward in REWARDS, f"reward: unknown reward {c.reward!r}; valid: {', '.join(REWARDS)}")
+    _require(c.model in MODELS, f"model: unknown model {c.model!r}; valid: {', '.join(MODELS)}")
+    _require(isinstance(c.horizon, int) and c.horizon >= 0,
+             f"horizon: must be a non-negative integer, got {c.horizon!r}")
     _require(c.lam >= 0, f"lam: λ must be >= 0, got {c.lam}")
     _require(0 < c.gamma <= 1, f"gamma: must be in (0, 1], got {c.gamma}")
     _require(0 < c.tau <= 1, f"tau: must be in (0, 1], got {c.tau}")

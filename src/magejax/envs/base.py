@@ -40,6 +40,11 @@ class Env:
     `reward_fn(obs, action, next_obs) -> ()` and `done_fn(next_obs) -> ()` reproduce the step's
     reward and termination from observations alone, differentiably in `action` and `next_obs`.
     They act on single transitions; `jax.vmap` them for batches.
+
+    `true_next_obs(obs, action) -> next_obs` (the differentiable oracle) rebuilds the simulator
+    state from `obs` and steps the real dynamics, differentiably in both arguments: the ground
+    truth for gradient-error studies and the `model="oracle"` option. `None` where an
+    environment's observation does not determine its dynamics.
     """
 
     name: str
@@ -50,3 +55,4 @@ class Env:
     step: Callable[[EnvState, jax.Array], EnvState]
     reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
     done_fn: Callable[[jax.Array], jax.Array]
+    true_next_obs: Callable[[jax.Array, jax.Array], jax.Array] | None = None

@@ -58,8 +58,7 @@ def reset(key: jax.Array) -> EnvState:
                     reward=zero, terminated=zero, truncated=zero, time=jnp.zeros((), jnp.int32))
 
 
-def step(state: EnvState, action: jax.Array) -> EnvState:
-    x, x_dot, theta, theta_dot = state.physics
+def _physics_step(x, x_dot, theta, theta_dot, action):
     force = jnp.clip(action[0], -1.0, 1.0) * FORCE_MAG
 
     sin_theta = jnp.sin(theta)
@@ -80,7 +79,11 @@ def step(state: EnvState, action: jax.Array) -> EnvState:
     new_theta = theta + theta_dot * DT
     new_x_dot = x_dot + xdot_update * DT
     new_theta_dot = theta_dot + thetadot_update * DT
+    return new_x, new_x_dot, new_theta, new_theta_dot
 
+
+def step(state: EnvState, action: jax.Array) -> EnvState:
+    new_x, new_x_dot, new_theta, new_theta_dot = _physics_step(*state.physics, action)
     time = state.time + 1
     dtype = state.reward.dtype
     return EnvState(
@@ -103,6 +106,17 @@ def done_fn(next_obs: jax.Array) -> jax.Array:
     return (jnp.abs(next_obs[0]) > X_THRESHOLD).astype(next_obs.dtype)
 
 
+def true_next_obs(obs: jax.Array, action: jax.Array) -> jax.Array:
+    """The real next observation, differentiable in `obs` and `action` (the oracle model).
+
+    Exact: θ enters the dynamics only through sin θ, cos θ and θ + θ̇ dt, which agree for θ and
+    atan2(sin θ, cos θ).
+    """
+    theta = jnp.arctan2(obs[3], obs[2])
+    return _obs(*_physics_step(obs[0], obs[1], theta, obs[4], action))
+
+
 def make() -> Env:
     return Env(name="cartpole_swingup", obs_size=5, action_size=1, episode_length=EPISODE_LENGTH,
-               reset=reset, step=step, reward_fn=reward_fn, done_fn=done_fn)
+               reset=reset, step=step, reward_fn=reward_fn, done_fn=done_fn,
+               true_next_obs=true_next_obs)

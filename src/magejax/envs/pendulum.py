@@ -37,13 +37,17 @@ def reset(key: jax.Array) -> EnvState:
                     truncated=zero, time=jnp.zeros((), jnp.int32))
 
 
+def _physics_step(th: jax.Array, thdot: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    newthdot = thdot + (3 * G / (2 * L) * jnp.sin(th) + 3.0 / (M * L**2) * u) * DT
+    newthdot = jnp.clip(newthdot, -MAX_SPEED, MAX_SPEED)
+    return th + newthdot * DT, newthdot
+
+
 def step(state: EnvState, action: jax.Array) -> EnvState:
     th, thdot = state.physics
     u = jnp.clip(MAX_TORQUE * action[0], -MAX_TORQUE, MAX_TORQUE)
     costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * u**2
-    newthdot = thdot + (3 * G / (2 * L) * jnp.sin(th) + 3.0 / (M * L**2) * u) * DT
-    newthdot = jnp.clip(newthdot, -MAX_SPEED, MAX_SPEED)
-    newth = th + newthdot * DT
+    newth, newthdot = _physics_step(th, thdot, u)
     time = state.time + 1
     return EnvState(physics=(newth, newthdot), obs=_obs(newth, newthdot), reward=-costs,
                     terminated=jnp.zeros_like(state.terminated),
@@ -64,6 +68,18 @@ def done_fn(next_obs: jax.Array) -> jax.Array:
     return jnp.zeros((), next_obs.dtype)
 
 
+def true_next_obs(obs: jax.Array, action: jax.Array) -> jax.Array:
+    """The real next observation, differentiable in `obs` and `action` (the oracle model).
+
+    Exact: the dynamics depend on θ only through sin θ and θ + θ̇' dt, whose cosine and sine are
+    the same for θ and atan2(sin θ, cos θ).
+    """
+    th = jnp.arctan2(obs[1], obs[0])
+    u = jnp.clip(MAX_TORQUE * action[0], -MAX_TORQUE, MAX_TORQUE)
+    return _obs(*_physics_step(th, obs[2], u))
+
+
 def make() -> Env:
     return Env(name="pendulum", obs_size=3, action_size=1, episode_length=EPISODE_LENGTH,
-               reset=reset, step=step, reward_fn=reward_fn, done_fn=done_fn)
+               reset=reset, step=step, reward_fn=reward_fn, done_fn=done_fn,
+               true_next_obs=true_next_obs)
