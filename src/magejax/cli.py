@@ -39,7 +39,8 @@ LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse
 OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes": "eval_episodes",
              "warmup": "warmup_steps", "batch_size": "batch_size", "buffer_size": "buffer_size",
              "lam": "lam", "updates_per_step": "updates_per_step", "gamma": "gamma",
-             "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr"}
+             "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr",
+             "backend": "env_backend", "reward": "reward", "model": "model", "horizon": "horizon"}
 
 
 class UsageError(Exception):
@@ -69,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--gamma", type=float, metavar="γ", help="discount factor in (0, 1] (default 0.99)")
     for part in ("actor", "critic", "model"):
         t.add_argument(f"--{part}-lr", type=float, metavar="LR", help=f"{part} RAdam learning rate (default 1e-4)")
+    t.add_argument("--backend", metavar="NAME",
+                   help="Brax physics backend: generalized, mjx, spring, positional (default: the suite's for the device)")
+    t.add_argument("--reward", metavar="SOURCE",
+                   help=f"reward used in imagination: {', '.join(configs.REWARDS)} (default: true)")
+    t.add_argument("--model", metavar="SOURCE",
+                   help=f"next states of imagination: {', '.join(configs.MODELS)} (default: learned)")
+    t.add_argument("--horizon", type=int, metavar="K", help="model steps before bootstrapping (default 1)")
     t.add_argument("--preset", choices=("paper", "tiny"),
                    help="paper settings, or tiny CI-sized networks and run (default: paper)")
     where = t.add_mutually_exclusive_group(required=True)
