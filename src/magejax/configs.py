@@ -95,6 +95,10 @@ class Config:
     min_logvar: float = -5.0
     max_logvar: float = -1.0
 
+    # Learned reward r̂(s, a, s') (reward="learned"); trained with the model's lr, weight decay
+    # and schedule. 3 × 256 is the paper's size; the Pendulum/CartPole presets use 1 × 128.
+    reward_hidden: tuple[int, ...] = (256, 256, 256)
+
     @property
     def spec(self) -> AlgoSpec:
         return ALGO_SPECS[self.algo]
@@ -129,9 +133,10 @@ class Config:
 
 # Paper settings (MAGE Appendix D.2) by environment; fields not named keep the Config defaults.
 _PAPER_SIZES = {
-    "pendulum": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128), model_hidden=(128, 128)),
+    "pendulum": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128), model_hidden=(128, 128),
+                     reward_hidden=(128,)),
     "cartpole_swingup": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128),
-                             model_hidden=(128, 128)),
+                             model_hidden=(128, 128), reward_hidden=(128,)),
     "halfcheetah": dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
                         model_hidden=(512, 512, 512, 512)),
 }
@@ -139,7 +144,8 @@ _PAPER_SIZES = {
 # A configuration small enough for CI: tiny networks, few steps.
 TINY = dict(total_steps=200, warmup_steps=50, eval_every=100, eval_episodes=2, buffer_size=1000,
             batch_size=32, actor_hidden=(16, 16), critic_hidden=(16, 16), ensemble_size=4,
-            model_hidden=(16, 16), model_train_every=25, model_train_batches=4, model_batch_size=16)
+            model_hidden=(16, 16), model_train_every=25, model_train_batches=4, model_batch_size=16,
+            reward_hidden=(16,))
 
 
 def preset(env: str = "pendulum", algo: str = "mage", size: str = "paper", **overrides) -> Config:
@@ -163,6 +169,24 @@ def preset(env: str = "pendulum", algo: str = "mage", size: str = "paper", **ove
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _validate_imagination(c: Config) -> None:
+    """reward, model and horizon shape imagination, so only model-based algorithms may set them."""
+    from magejax import envs
+
+    if not c.spec.uses_model:
+        why = f"algo {c.algo!r} learns from real transitions only and never imagines"
+        _require(c.reward == "true", f"reward: {c.reward!r} needs a model-based algorithm; {why}")
+        _require(c.model == "learned", f"model: {c.model!r} needs a model-based algorithm; {why}")
+        _require(c.horizon == 1, f"horizon: {c.horizon} needs a model-based algorithm; {why}")
+        return
+    _require(c.horizon >= 1, f"horizon: algo {c.algo!r} needs at least one model step, got {c.horizon}")
+    if c.model == "oracle":
+        # Built only here: making an env can be costly (Brax), and only the oracle needs one.
+        _require(envs.make(c.env).true_next_obs is not None,
+                 f"model: env {c.env!r} has no differentiable oracle (true_next_obs), so model='oracle' "
+                 "is not available for it; use model='learned'")
 
 
 def validate(config: Config) -> Config:
@@ -190,6 +214,7 @@ def validate(config: Config) -> Config:
     _require(c.model in MODELS, f"model: unknown model {c.model!r}; valid: {', '.join(MODELS)}")
     _require(isinstance(c.horizon, int) and c.horizon >= 0,
              f"horizon: must be a non-negative integer, got {c.horizon!r}")
+    _validate_imagination(c)
     _require(c.lam >= 0, f"lam: λ must be >= 0, got {c.lam}")
     _require(0 < c.gamma <= 1, f"gamma: must be in (0, 1], got {c.gamma}")
     _require(0 < c.tau <= 1, f"tau: must be in (0, 1], got {c.tau}")
@@ -206,7 +231,7 @@ def validate(config: Config) -> Config:
              f"(buffer_size={c.buffer_size})")
     _require(c.min_logvar < c.max_logvar,
              f"min_logvar: must be below max_logvar, got {c.min_logvar} >= {c.max_logvar}")
-    _require(all(h > 0 for h in c.actor_hidden + c.critic_hidden + c.model_hidden),
+    _require(all(h > 0 for h in c.actor_hidden + c.critic_hidden + c.model_hidden + c.reward_hidden),
              "hidden sizes: every layer width must be positive")
     if c.spec.uses_model:
         _require(c.batch_size % c.ensemble_size == 0,
