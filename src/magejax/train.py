@@ -1,8 +1,9 @@
 """The training loop: a whole run is a pure function of (config, key).
 
 `make_train(config)` returns a `Trainer` whose `train(key)` runs acting, the replay buffer, model
-training every `model_train_every` steps, `num_updates` agent updates per step and a deterministic
-evaluation every `eval_every` steps, as one `lax.scan` over evaluation chunks. `jax.vmap(train)`
+(and learned-reward) training every `model_train_every` steps, `num_updates` agent updates per
+step and a deterministic evaluation every `eval_every` steps, as one `lax.scan` over evaluation
+chunks. `jax.vmap(train)`
 runs many seeds at once. For host I/O between evaluations (progress, metrics files) the same
 pieces are exposed separately: `start(key)` and `run_chunk(state, chunk_index)`.
 
@@ -25,26 +26,32 @@ from magejax.dynamics import ModelState
 from magejax.envs import Env, EnvState
 from magejax.normalization import RunningStats
 from magejax.replay import ReplayBuffer, Transition
+from magejax.reward_model import RewardState
 from magejax.update import Agent, AgentState, make_agent
 
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
                 "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse",
-                "model_heldout_nll", "model_heldout_mse", "nonfinite_losses")
+                "model_heldout_nll", "model_heldout_mse", "reward_mse", "reward_heldout_mse",
+                "nonfinite_losses")
 """Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity).
 Losses are chunk means over the steps where they were computed; `nonfinite_losses` counts the
 steps of the chunk in which a computed loss was NaN or infinite (the means skip NaN, so this
 count is what reveals a divergence). `model_heldout_nll` / `model_heldout_mse` are the model's
 NLL and MSE (same definitions as `model_nll` / `model_mse`: `EnsembleModel.nll_loss`, normalised
 units, member mean) at the evaluation, on `HELDOUT_BATCH` transitions of the held-out slice
-(`replay.heldout_indices`), which model training never samples."""
+(`replay.heldout_indices`), which model training never samples. `reward_mse` /
+`reward_heldout_mse` are the learned reward's MSE in reward units² (`RewardModel.mse_loss`) on
+the last training batch and on the same held-out transitions (NaN unless `reward="learned"`)."""
 MODEL_METRIC_NAMES = ("model_nll", "model_mse")
+REWARD_METRIC_NAMES = ("reward_mse",)
 HELDOUT_BATCH = 1024
 
 
 @chex.dataclass
 class TrainState:
     agent: AgentState
-    model: ModelState | None       # None for model-free algorithms
+    model: ModelState | None       # None for model-free algorithms and the oracle
+    reward_model: RewardState | None  # None unless reward="learned"
     input_stats: RunningStats      # running statistics of (s, a) and s' − s over all real data
     delta_stats: RunningStats
     buffer: ReplayBuffer
@@ -82,7 +89,7 @@ def make_train(config: Config) -> Trainer:
     configs.validate(config)
     env = envs.make(config.env)
     agent = make_agent(config, env)
-    model = agent.model
+    model, reward_model = agent.model, agent.reward_model
     c = config
     num_updates = c.num_updates
 
@@ -108,9 +115,12 @@ def make_train(config: Config) -> Trainer:
     def init(key: jax.Array) -> TrainState:
         agent_key, model_key, env_key, key = jax.random.split(key, 4)
         obs_in = env.obs_size + env.action_size
+        # fold_in, not a wider split: runs without a learned reward keep their random streams.
+        reward_key = jax.random.fold_in(model_key, 1)
         return TrainState(
             agent=agent.init(agent_key),
             model=model.init(model_key) if model is not None else None,
+            reward_model=reward_model.init(reward_key) if reward_model is not None else None,
             input_stats=normalization.init(obs_in), delta_stats=normalization.init(env.obs_size),
             buffer=replay.init(c.buffer_size, env.obs_size, env.action_size),
             env_state=env.reset(env_key), episode_return=jnp.zeros(()),
@@ -131,18 +141,38 @@ def make_train(config: Config) -> Trainer:
         bad = jnp.any(~jnp.isfinite(metrics["model_nll"])).astype(jnp.float32)
         return model_state, {**jax.tree.map(lambda m: m[-1], metrics), "nonfinite": bad}
 
+    def train_reward(state: TrainState, key: jax.Array) -> tuple[RewardState, dict]:
+        """`model_train_batches` MSE steps of the learned reward on uniform mini-batches."""
+        reward_state = reward_model.with_stats(state.reward_model)
+        # Never the held-out slice, as for the dynamics model.
+        indices = replay.sample_model_indices(state.buffer, key, (c.model_train_batches, c.model_batch_size))
+
+        def body(reward_state, idx):
+            b = replay.gather(state.buffer, idx)
+            return reward_model.train_step(reward_state, b.obs, b.action, b.next_obs, b.reward)
+
+        reward_state, metrics = jax.lax.scan(body, reward_state, indices)
+        bad = jnp.any(~jnp.isfinite(metrics["reward_mse"])).astype(jnp.float32)
+        return reward_state, {**jax.tree.map(lambda m: m[-1], metrics), "nonfinite": bad}
+
     def heldout_model_metrics(state: TrainState) -> dict:
-        """Model NLL and MSE on the held-out slice, every member on the same transitions."""
+        """Model NLL and MSE (every member on the same transitions) and the learned reward's MSE
+        on the held-out slice; NaN for what the run does not learn."""
         nan = jnp.full((), jnp.nan, jnp.float32)
-        if model is None:
-            return {"model_heldout_nll": nan, "model_heldout_mse": nan}
         batch = replay.gather(state.buffer, replay.heldout_indices(state.buffer, HELDOUT_BATCH))
-        tile = lambda x: jnp.broadcast_to(x, (c.ensemble_size,) + x.shape)  # (E, N, ·)
-        _, m = model.nll_loss(state.model.params, state.model, tile(batch.obs), tile(batch.action),
-                              tile(batch.next_obs))
         empty = state.buffer.size == 0
-        return {"model_heldout_nll": jnp.where(empty, nan, m["model_nll"]),
-                "model_heldout_mse": jnp.where(empty, nan, m["model_mse"])}
+        metrics = {"model_heldout_nll": nan, "model_heldout_mse": nan, "reward_heldout_mse": nan}
+        if model is not None:
+            tile = lambda x: jnp.broadcast_to(x, (c.ensemble_size,) + x.shape)  # (E, N, ·)
+            _, m = model.nll_loss(state.model.params, state.model, tile(batch.obs), tile(batch.action),
+                                  tile(batch.next_obs))
+            metrics.update(model_heldout_nll=jnp.where(empty, nan, m["model_nll"]),
+                           model_heldout_mse=jnp.where(empty, nan, m["model_mse"]))
+        if reward_model is not None:
+            _, m = reward_model.mse_loss(state.reward_model.params, state.reward_model, batch.obs,
+                                         batch.action, batch.next_obs, batch.reward)
+            metrics.update(reward_heldout_mse=jnp.where(empty, nan, m["reward_mse"]))
+        return metrics
 
     def agent_updates(state: TrainState, step: jax.Array, key: jax.Array) -> tuple[AgentState, dict]:
         """`num_updates` update steps on fresh uniform batches; metrics averaged over them."""
@@ -153,7 +183,8 @@ def make_train(config: Config) -> Trainer:
             sample_key, update_key = jax.random.split(key)
             batch = replay.sample(state.buffer, sample_key, c.batch_size)
             update_actor = (first_update + j + 1) % c.policy_delay == 0
-            return agent.update_step(agent_state, state.model, batch, update_key, update_actor)
+            return agent.update_step(agent_state, state.model, batch, update_key, update_actor,
+                                     state.reward_model)
 
         keys = jax.random.split(key, num_updates)
         agent_state, metrics = jax.lax.scan(body, state.agent, (jnp.arange(num_updates), keys))
@@ -185,16 +216,28 @@ def make_train(config: Config) -> Trainer:
             episode_return=jnp.where(done, 0.0, episode_return),
             last_return=jnp.where(done, episode_return, state.last_return),
             key=key)
+        if reward_model is not None:
+            state = state.replace(reward_model=reward_model.observe(
+                state.reward_model, obs[None], action[None], next_env.obs[None], next_env.reward[None]))
 
         metrics = {}
+        train_now = (step + 1) % c.model_train_every == 0
         if model is not None:
             trained = lambda s: train_model(s, model_key)
             skipped = lambda s: (s.model, {**_nan_metrics(MODEL_METRIC_NAMES), "nonfinite": jnp.zeros(())})
-            model_state, model_metrics = jax.lax.cond((step + 1) % c.model_train_every == 0,
-                                                      trained, skipped, state)
+            model_state, model_metrics = jax.lax.cond(train_now, trained, skipped, state)
             state = state.replace(model=model_state)
             model_nonfinite = model_metrics.pop("nonfinite")
             metrics.update(model_metrics, model_nonfinite=model_nonfinite)
+        if reward_model is not None:
+            # Its own key, derived so that the dynamics model's stream stays what it was.
+            trained = lambda s: train_reward(s, jax.random.fold_in(model_key, 1))
+            skipped = lambda s: (s.reward_model, {**_nan_metrics(REWARD_METRIC_NAMES),
+                                                  "nonfinite": jnp.zeros(())})
+            reward_state, reward_metrics = jax.lax.cond(train_now, trained, skipped, state)
+            state = state.replace(reward_model=reward_state)
+            reward_nonfinite = reward_metrics.pop("nonfinite")
+            metrics.update(reward_metrics, reward_nonfinite=reward_nonfinite)
 
         updated = lambda s: agent_updates(s, step, update_key)
         skipped = lambda s: (s.agent, {**_nan_metrics(agent.metric_names), "nonfinite": jnp.zeros(())})
@@ -204,7 +247,8 @@ def make_train(config: Config) -> Trainer:
 
     def summarize(update_metrics: dict, eval_returns: jax.Array, last_return: jax.Array) -> dict:
         update_metrics = dict(update_metrics)
-        nonfinite = update_metrics.pop("nonfinite", 0.0) + update_metrics.pop("model_nonfinite", 0.0)
+        nonfinite = (update_metrics.pop("nonfinite", 0.0) + update_metrics.pop("model_nonfinite", 0.0)
+                     + update_metrics.pop("reward_nonfinite", 0.0))
         row = {name: jnp.full((), jnp.nan) for name in METRIC_NAMES}
         row.update({k: jnp.nanmean(v) for k, v in update_metrics.items()})
         row["nonfinite_losses"] = jnp.sum(nonfinite)

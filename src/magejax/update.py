@@ -4,6 +4,9 @@ The algorithm is fixed by two static choices (see `configs.ALGO_SPECS`):
   critic loss        `td` (Huber TD error)  |  `mage` (Huber ‖∇ₐδ‖ + λ Huber δ)
   transition source  `real` (buffer s, a, r, s')  |  `imagined` (buffer s, a = π(s), ŝ ~ model)
 MAGE-TD3 = mage + imagined, Dyna-TD3 = td + imagined, TD3 and TD3-UTD = td + real.
+Imagination's next state comes from the ensemble or the env's oracle (`config.model`), its reward
+from the env or a learned r̂ (`config.reward`); with `config.horizon = k > 1` the target rolls
+the model k steps before bootstrapping (k-step MAGE; k-step Dyna is MVE-like).
 
 `Agent.update_step(state, model, batch, key, update_actor) -> (state, metrics)` is pure.
 """
@@ -22,6 +25,7 @@ from magejax.configs import Config
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
 from magejax.replay import Transition
+from magejax.reward_model import RewardModel, RewardState
 
 
 @chex.dataclass
@@ -44,7 +48,8 @@ class Agent:
 
     config: Config
     env: Env
-    model: EnsembleModel | None
+    model: EnsembleModel | None              # None for model-free algorithms and the oracle
+    reward_model: RewardModel | None = None  # None: imagination uses env.reward_fn
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -81,38 +86,82 @@ class Agent:
                           actor_opt_state=self.actor_optimizer.init(actor_params),
                           critic_opt_state=self.critic_optimizer.init(critic_params))
 
-    # ------------------------------------------------------------ critic loss
-    def imagined_target_fn(self, state: AgentState, model: ModelState, obs: jax.Array,
-                           key: jax.Array) -> Callable[[jax.Array], jax.Array]:
-        """a (B, A) -> y(a) (B,): the TD target through the model with fixed noise (reparameterised).
+    # ------------------------------------------------------------ imagination
+    def imagined_next_obs(self, model: ModelState | None, obs: jax.Array, action: jax.Array,
+                          key: jax.Array) -> jax.Array:
+        """ŝ' (B, O) from obs (B, O), action (B, A): the ensemble's reparameterised sample, or,
+        under `model="oracle"`, the env's true dynamics (deterministic, `key` unused)."""
+        if self.config.model == "oracle":
+            return jax.vmap(self.env.true_next_obs)(obs, action)
+        return self.model.sample_next_obs(model, obs, action, key)
 
-        Uses only target networks, the model and the reward: never the online critic.
-        `key` splits into (model_key, noise_key): the model's member assignment and ε, and the
-        target-policy smoothing noise, both fixed for every `a`.
+    def imagined_reward(self, reward: RewardState | None, obs: jax.Array, action: jax.Array,
+                        next_obs: jax.Array) -> jax.Array:
+        """r(s, a, ŝ') (B,): the env's exact `reward_fn`, or the learned r̂ under `reward="learned"`."""
+        if self.reward_model is not None:
+            return self.reward_model.predict(reward, obs, action, next_obs)
+        return jax.vmap(self.env.reward_fn)(obs, action, next_obs)
+
+    def imagined_target_fn(self, state: AgentState, model: ModelState | None, obs: jax.Array,
+                           key: jax.Array, reward: RewardState | None = None
+                           ) -> Callable[[jax.Array], jax.Array]:
+        """a (B, A) -> y(a) (B,): the k-step TD target through the model (k = config.horizon),
+        with fixed noise (reparameterised), so y is a deterministic, differentiable function of a.
+
+          ŝ_0 = s, a_0 = a, ŝ_{t+1} ~ p(·|ŝ_t, a_t), r_t = r(ŝ_t, a_t, ŝ_{t+1}), d_t = d(ŝ_{t+1}),
+          a_t = π̄(ŝ_t) for t ≥ 1,
+          y(a) = Σ_{t<k} γ^t Π_{j<t}(1 − d_j) r_t + γ^k Π_{j<k}(1 − d_j) min_i Q̄_i(ŝ_k, a'_k),
+          a'_k = clip(π̄(ŝ_k) + clip(ε, ±c), ±1)  (TD3's smoothed target action).
+
+        The later actions come from the target actor π̄, without smoothing noise: the bootstrap
+        Q̄(ŝ_k, π̄(ŝ_k)) values π̄, so rolling out π̄ makes the k-step return an estimate for one
+        and the same policy, and π̄ moves slowly, like Q̄, so the target does too. The smoothing
+        noise only regularises the bootstrap, as in TD3. ∇ₐ reaches every step through ŝ_1 and the
+        later actions π̄(ŝ_t). k = 1 is TD3's one-step target and runs exactly the ops of
+        `critic.td_target` on one model step (bit-identical to the 1-step code).
+
+        Uses only target networks, the model and the reward: never the online critic or actor.
+        `key` splits into (model_key, noise_key): the model's member assignment and ε (for k > 1,
+        `split(model_key, k)`, a fresh draw per step) and the smoothing noise, fixed for every a.
         """
         model_key, noise_key = jax.random.split(key)
         c, env = self.config, self.env
         noise = critic.smoothing_noise(noise_key, (obs.shape[0], env.action_size), c.target_noise,
                                        c.target_noise_clip)
         _, twin_q = self.q_fns
+        k = c.horizon
+        step_keys = [model_key] if k == 1 else list(jax.random.split(model_key, k))
 
         def target(action):
-            next_obs = self.model.sample_next_obs(model, obs, action, model_key)
-            reward = jax.vmap(env.reward_fn)(obs, action, next_obs)
+            # Σ_{s<t} γ^s Π_{j<s}(1 − d_j) r_s and γ^t Π_{j<t}(1 − d_j), after t model steps.
+            partial_return, discount = 0.0, 1.0
+            obs_t, action_t = obs, action
+            for t in range(k - 1):  # every step but the last: rewards accumulate
+                next_obs = self.imagined_next_obs(model, obs_t, action_t, step_keys[t])
+                partial_return = partial_return + discount * self.imagined_reward(reward, obs_t, action_t,
+                                                                                  next_obs)
+                discount = discount * c.gamma * (1.0 - jax.vmap(env.done_fn)(next_obs))
+                obs_t, action_t = next_obs, self.pi(state.actor_target, next_obs)
+            # The last step bootstraps: r_{k−1} + γ (1 − d_{k−1}) min_i Q̄_i(ŝ_k, a'_k).
+            next_obs = self.imagined_next_obs(model, obs_t, action_t, step_keys[k - 1])
+            reward_t = self.imagined_reward(reward, obs_t, action_t, next_obs)
             terminated = jax.vmap(env.done_fn)(next_obs)
-            return critic.td_target(state.critic_target, state.actor_target, reward, next_obs,
+            tail = critic.td_target(state.critic_target, state.actor_target, reward_t, next_obs,
                                     terminated, noise, gamma=c.gamma, pi=self.pi, twin_q=twin_q)
+            return tail if k == 1 else partial_return + discount * tail
 
         return target
 
+    # ------------------------------------------------------------ critic loss
     def critic_loss(self, critic_params, state: AgentState, model: ModelState | None,
-                    batch: Transition, key: jax.Array) -> tuple[jax.Array, dict]:
+                    batch: Transition, key: jax.Array,
+                    reward: RewardState | None = None) -> tuple[jax.Array, dict]:
         """The algorithm's critic loss as a function of the online critic parameters only.
 
-        Everything else (actor, targets, model) enters through `stop_gradient`, so the loss's
-        gradient w.r.t. them is exactly zero and no code path can differentiate into them.
+        Everything else (actor, targets, model, learned reward) enters through `stop_gradient`, so
+        the loss's gradient w.r.t. them is exactly zero and no code path can differentiate into them.
         """
-        state, model = jax.lax.stop_gradient((state, model))
+        state, model, reward = jax.lax.stop_gradient((state, model, reward))
         c, spec = self.config, self.config.spec
         q_single, twin_q = self.q_fns
         if spec.transitions == "real":
@@ -125,24 +174,26 @@ class Agent:
         # Imagined transitions start at buffer states with the actor's own action (original code).
         obs = batch.obs
         action = self.pi(state.actor_params, obs)
-        target_fn = self.imagined_target_fn(state, model, obs, key)
+        target_fn = self.imagined_target_fn(state, model, obs, key, reward)
         if spec.critic_loss == "td":
             return critic.td_loss(critic_params, obs, action, target_fn(action), twin_q=twin_q)
         return critic.mage_loss(critic_params, obs, action, target_fn, q_single=q_single, lam=c.lam)
 
     # ------------------------------------------------------------ the update step
     def update_step(self, state: AgentState, model: ModelState | None, batch: Transition,
-                    key: jax.Array, update_actor: jax.Array) -> tuple[AgentState, dict]:
+                    key: jax.Array, update_actor: jax.Array,
+                    reward: RewardState | None = None) -> tuple[AgentState, dict]:
         """Critic step; if `update_actor`, a DPG actor step and its Polyak target; Polyak critic target.
 
         batch: Transition with leading axis B (imagined algorithms use only batch.obs).
         update_actor: bool scalar. Keep it unbatched under vmap (derive it from a step counter
         shared by all seeds) so that `lax.cond` skips the actor work instead of computing both.
+        model / reward: the dynamics model's and the learned reward's states (None where unused).
         Returns the new state and scalar metrics (actor metrics are NaN when no actor step ran).
         """
         c = self.config
         (_, critic_metrics), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
-            state.critic_params, state, model, batch, key)
+            state.critic_params, state, model, batch, key, reward)
         updates, critic_opt_state = self.critic_optimizer.update(grads, state.critic_opt_state,
                                                                  state.critic_params)
         critic_params = optax.apply_updates(state.critic_params, updates)
@@ -170,11 +221,16 @@ class Agent:
 
 
 def make_agent(config: Config, env: Env) -> Agent:
-    model = None
-    if config.spec.uses_model:
+    """The agent of `config`, with the dynamics model and learned reward its imagination needs."""
+    model = reward_model = None
+    if config.spec.uses_model and config.model == "learned":
         model = EnsembleModel(obs_size=env.obs_size, action_size=env.action_size,
                               ensemble_size=config.ensemble_size, hidden=tuple(config.model_hidden),
                               min_logvar=config.min_logvar, max_logvar=config.max_logvar,
                               lr=config.model_lr, weight_decay=config.model_weight_decay,
                               grad_clip=config.grad_clip)
-    return Agent(config=config, env=env, model=model)
+    if config.spec.uses_model and config.reward == "learned":
+        reward_model = RewardModel(obs_size=env.obs_size, action_size=env.action_size,
+                                   hidden=tuple(config.reward_hidden), lr=config.model_lr,
+                                   weight_decay=config.model_weight_decay, grad_clip=config.grad_clip)
+    return Agent(config=config, env=env, model=model, reward_model=reward_model)
