@@ -3,9 +3,9 @@
 `make_train(config)` returns a `Trainer` whose `train(key)` runs acting, the replay buffer, model
 (and learned-reward) training every `model_train_every` steps, `num_updates` agent updates per
 step and a deterministic evaluation every `eval_every` steps, as one `lax.scan` over evaluation
-chunks. `jax.vmap(train)`
-runs many seeds at once. For host I/O between evaluations (progress, metrics files) the same
-pieces are exposed separately: `start(key)` and `run_chunk(state, chunk_index)`.
+chunks. `jax.vmap(train)` runs many seeds at once. For host I/O between evaluations (progress,
+metrics files) the same pieces are exposed separately: `start(key)` and `run_chunk(state,
+chunk_index)`.
 
 Every branch decision (warm-up, model-training steps, delayed actor steps) depends only on the
 step index, which is the same for all seeds and never batched under vmap, so `lax.cond` stays a
