@@ -29,13 +29,15 @@ def to_f64(tree):
     return jax.tree.map(lambda x: x.astype(jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
-def small_problem(algo: str = "mage", seed: int = 0, **overrides):
-    """Agent, agent state, model state and a batch, all float64 (call inside jax.enable_x64)."""
+def small_problem(algo: str = "mage", seed: int = 0, env: Env = STAND_IN_ENV, **overrides):
+    """Agent, agent state, model state and a batch, all float64 (call inside jax.enable_x64).
+
+    With `reward="learned"` the learned reward's state is `small_reward_state(agent, batch)`."""
     fields = dict(configs.TINY, env="stand-in", algo=algo, batch_size=BATCH, ensemble_size=4,
                   actor_hidden=(8,), critic_hidden=(8, 8), model_hidden=(8,))
     fields.update(overrides)
     config = configs.Config(**fields)
-    agent = make_agent(config, STAND_IN_ENV)
+    agent = make_agent(config, env)
     k = jax.random.split(jax.random.PRNGKey(seed), 6)
     state = to_f64(agent.init(k[0]))
     # Targets differ from the online networks, as they do after training starts.
@@ -53,3 +55,12 @@ def small_problem(algo: str = "mage", seed: int = 0, **overrides):
             model, to_f64(normalization.update(normalization.init(OBS + ACT), jnp.concatenate([obs, action], 1))),
             to_f64(normalization.update(normalization.init(OBS), next_obs - obs)))
     return agent, state, model, batch
+
+
+def small_reward_state(agent, batch: Transition, seed: int = 0):
+    """The learned reward's float64 state, its normaliser fitted to `batch` with env rewards."""
+    rm = agent.reward_model
+    reward = jax.vmap(agent.env.reward_fn)(batch.obs, batch.action, batch.next_obs)
+    state = to_f64(rm.init(jax.random.PRNGKey(seed + 200)))
+    state = rm.observe(state, batch.obs, batch.action, batch.next_obs, reward)
+    return rm.with_stats(state)
