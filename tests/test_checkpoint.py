@@ -89,6 +89,21 @@ def test_round_trip_is_bit_identical(tmp_path, abstract_state):
     assert logs == []
 
 
+def test_round_trip_with_learned_reward_and_oracle(tmp_path):
+    """The learned reward's state is saved and restored; the oracle's absent model stays None."""
+    config = configs.preset("pendulum", "mage", "tiny", reward="learned", model="oracle")
+    keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
+    abstract = jax.eval_shape(jax.vmap(make_train(config).start), keys)[0]
+    assert abstract.model is None and abstract.reward_model is not None
+    state = _random_state(abstract, 7)
+    ckpts = _ckpts(tmp_path, config=config)
+    ckpts.save(state, _progress(tmp_path, 100))
+    ckpts.close()
+    restored, _ = _ckpts(tmp_path, config=config).restore(abstract, log=print)
+    _assert_identical(restored, state)
+    assert restored.model is None
+
+
 def test_keeps_last_k_and_ignores_unfinished_saves(tmp_path, abstract_state):
     _save_steps(tmp_path, abstract_state, [100, 200, 300, 400, 500], keep=2)
     ckpt_dir = tmp_path / checkpoint.CHECKPOINT_DIR
