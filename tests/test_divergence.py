@@ -108,3 +108,14 @@ def test_message_names_losses_nan_in_every_seed():
     row["critic_loss"] = row["td_error"] = np.array([1.0, 1.0])  # NaN only mid-chunk: means finite
     assert "seed 0: non-finite loss (which one is not visible: the chunk means skip NaN)" in cli._divergence(
         700, row, cli._non_finite(row), uses_model=False)
+
+
+def test_message_names_reward_and_model_losses_only_where_learned():
+    """The oracle learns no model, true rewards need no reward model: their NaN is absence."""
+    nan = float("nan")
+    row = {name: np.array([1.0]) for name in train_lib.METRIC_NAMES}
+    row.update(reward_mse=np.array([nan]), model_nll=np.array([nan]), nonfinite_losses=np.array([3.0]))
+    problems = cli._non_finite(row)
+    assert cli._divergence(700, row, problems, uses_model=False, learns_reward=True) == (
+        "training diverged at env step 700: seed 0: non-finite reward_mse (nonfinite_losses 3 in this chunk)")
+    assert "which one is not visible" in cli._divergence(700, row, problems, uses_model=False)

@@ -33,7 +33,7 @@ TENSORBOARD_DIR = "tensorboard"
 RUN_DEFAULTS = {"env": "pendulum", "algo": "mage", "preset": "paper", "seeds": 1, "seed": 0}
 
 # Losses checked for divergence at each chunk boundary, besides the evaluation return.
-LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse")
+LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse", "reward_mse")
 
 # CLI flag (argparse dest) -> Config field, for the flags that override the preset.
 OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes": "eval_episodes",
@@ -302,8 +302,11 @@ def _log_scalars(tb, env_step: int, row: dict) -> None:
     tb.flush()
 
 
-def _divergence(env_step: int, row: dict, problems, uses_model: bool) -> str:
-    """One line naming the env step, each diverged seed and its non-finite losses."""
+def _divergence(env_step: int, row: dict, problems, uses_model: bool, learns_reward: bool = False) -> str:
+    """One line naming the env step, each diverged seed and its non-finite losses.
+
+    uses_model / learns_reward: whether the run trains a dynamics model (not under the oracle)
+    and a reward model, i.e. whether the `model_*` and `reward_*` losses are computed at all."""
     counts = np.asarray(row["nonfinite_losses"], dtype=np.float64)
     parts = []
     for seed in sorted({int(s) for _, bad in problems for s in bad}):
@@ -311,7 +314,8 @@ def _divergence(env_step: int, row: dict, problems, uses_model: bool) -> str:
         # A loss NaN in every seed (so not in `problems`) is still named for a seed whose count
         # shows a non-finite loss, unless the algorithm never computes it.
         names += [name for name in LOSS_METRICS if name not in names
-                  and (uses_model or not name.startswith("model_")) and counts[seed] > 0
+                  and (uses_model or not name.startswith("model_"))
+                  and (learns_reward or not name.startswith("reward_")) and counts[seed] > 0
                   and not np.isfinite(np.asarray(row[name], dtype=np.float64)[seed])]
         what = ", ".join(names) if names else "loss (which one is not visible: the chunk means skip NaN)"
         count = f" (nonfinite_losses {counts[seed]:.0f} in this chunk)" if counts[seed] > 0 else ""
@@ -398,7 +402,9 @@ def _train(args) -> int:
                 bar.close()
             where = (f"the newest checkpoint, from before it, is at env step {last_ckpt[0]}"
                      if last_ckpt[0] is not None else "no checkpoint was written before it")
-            print(f"magejax: error: {_divergence(env_step, row, problems, config.spec.uses_model)}. "
+            learns_model = config.spec.uses_model and config.model == "learned"
+            learns_reward = config.spec.uses_model and config.reward == "learned"
+            print(f"magejax: error: {_divergence(env_step, row, problems, learns_model, learns_reward)}. "
                   f"Metrics rows up to this step are in {out / metrics_io.METRICS_FILE}; {where}",
                   file=sys.stderr)
             if writer is not None:
