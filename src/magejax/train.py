@@ -167,8 +167,7 @@ def make_train(config: Config) -> Trainer:
         key, act_key, noise_key, reset_key, model_key, update_key = jax.random.split(state.key, 6)
         obs = state.env_state.obs
         random_action = jax.random.uniform(act_key, (env.action_size,), minval=-1.0, maxval=1.0)
-        noise = c.exploration_noise * jax.random.normal(noise_key, (env.action_size,))
-        policy_action = jnp.clip(agent.pi(state.agent.actor_params, obs) + noise, -1.0, 1.0)
+        policy_action = agent.explore(state.agent.actor_params, obs, noise_key)
         action = jnp.where(step < c.warmup_steps, random_action, policy_action)
 
         next_env = env.step(state.env_state, action)

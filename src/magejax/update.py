@@ -59,6 +59,11 @@ class Agent:
     def pi(self) -> Callable:
         return actor.make_apply(self.env.action_size, self.config.actor_hidden)
 
+    def explore(self, params, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """The acting policy clip(π(s) + N(0, σ²), ±1), σ = exploration_noise. obs (..., O) -> (..., A)."""
+        noise = self.config.exploration_noise * jax.random.normal(key, obs.shape[:-1] + (self.env.action_size,))
+        return jnp.clip(self.pi(params, obs) + noise, -1.0, 1.0)
+
     @property
     def q_fns(self) -> tuple[Callable, Callable]:
         return critic.make_apply(self.config.critic_hidden)
