@@ -29,14 +29,15 @@ from magejax.update import Agent, AgentState, make_agent
 
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
                 "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse",
-                "model_heldout_nll", "model_heldout_mse", "nonfinite_losses")
+                "model_heldout_nll", "model_heldout_mse", "nonfinite_losses", "temperature", "entropy")
 """Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity).
 Losses are chunk means over the steps where they were computed; `nonfinite_losses` counts the
 steps of the chunk in which a computed loss was NaN or infinite (the means skip NaN, so this
 count is what reveals a divergence). `model_heldout_nll` / `model_heldout_mse` are the model's
 NLL and MSE (same definitions as `model_nll` / `model_mse`: `EnsembleModel.nll_loss`, normalised
 units, member mean) at the evaluation, on `HELDOUT_BATCH` transitions of the held-out slice
-(`replay.heldout_indices`), which model training never samples."""
+(`replay.heldout_indices`), which model training never samples. `temperature` and `entropy` are
+MAAC's α and its policy's mean −log π(a|s) at buffer states."""
 MODEL_METRIC_NAMES = ("model_nll", "model_mse")
 HELDOUT_BATCH = 1024
 

@@ -21,6 +21,7 @@ from magejax import actor, critic
 from magejax.configs import Config
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
+from magejax.maac import MaacAgent, make_maac_agent
 from magejax.replay import Transition
 
 
@@ -174,7 +175,7 @@ class Agent:
         return state, {**critic_metrics, **actor_metrics}
 
 
-def make_agent(config: Config, env: Env) -> Agent:
+def make_agent(config: Config, env: Env) -> Agent | MaacAgent:
     model = None
     if config.spec.uses_model:
         model = EnsembleModel(obs_size=env.obs_size, action_size=env.action_size,
@@ -182,4 +183,6 @@ def make_agent(config: Config, env: Env) -> Agent:
                               min_logvar=config.min_logvar, max_logvar=config.max_logvar,
                               lr=config.model_lr, weight_decay=config.model_weight_decay,
                               grad_clip=config.grad_clip)
+    if config.algo == "maac":
+        return make_maac_agent(config, env, model)
     return Agent(config=config, env=env, model=model)
