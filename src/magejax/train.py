@@ -32,7 +32,7 @@ from magejax.update import Agent, AgentState, make_agent
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
                 "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse",
                 "model_heldout_nll", "model_heldout_mse", "reward_mse", "reward_heldout_mse",
-                "nonfinite_losses")
+                "nonfinite_losses", "temperature", "entropy")
 """Per-evaluation metrics every run reports (NaN where an algorithm has no such quantity).
 Losses are chunk means over the steps where they were computed; `nonfinite_losses` counts the
 steps of the chunk in which a computed loss was NaN or infinite (the means skip NaN, so this
@@ -41,7 +41,8 @@ NLL and MSE (same definitions as `model_nll` / `model_mse`: `EnsembleModel.nll_l
 units, member mean) at the evaluation, on `HELDOUT_BATCH` transitions of the held-out slice
 (`replay.heldout_indices`), which model training never samples. `reward_mse` /
 `reward_heldout_mse` are the learned reward's MSE in reward units² (`RewardModel.mse_loss`) on
-the last training batch and on the same held-out transitions (NaN unless `reward="learned"`)."""
+the last training batch and on the same held-out transitions (NaN unless `reward="learned"`).
+`temperature` and `entropy` are MAAC's α and its policy's mean −log π(a|s) at buffer states."""
 MODEL_METRIC_NAMES = ("model_nll", "model_mse")
 REWARD_METRIC_NAMES = ("reward_mse",)
 HELDOUT_BATCH = 1024
@@ -198,8 +199,7 @@ def make_train(config: Config) -> Trainer:
         key, act_key, noise_key, reset_key, model_key, update_key = jax.random.split(state.key, 6)
         obs = state.env_state.obs
         random_action = jax.random.uniform(act_key, (env.action_size,), minval=-1.0, maxval=1.0)
-        noise = c.exploration_noise * jax.random.normal(noise_key, (env.action_size,))
-        policy_action = jnp.clip(agent.pi(state.agent.actor_params, obs) + noise, -1.0, 1.0)
+        policy_action = agent.explore(state.agent.actor_params, obs, noise_key)
         action = jnp.where(step < c.warmup_steps, random_action, policy_action)
 
         next_env = env.step(state.env_state, action)

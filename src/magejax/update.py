@@ -24,6 +24,7 @@ from magejax import actor, critic
 from magejax.configs import Config
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
+from magejax.maac import MaacAgent, make_maac_agent
 from magejax.replay import Transition
 from magejax.reward_model import RewardModel, RewardState
 
@@ -63,6 +64,11 @@ class Agent:
     @property
     def pi(self) -> Callable:
         return actor.make_apply(self.env.action_size, self.config.actor_hidden)
+
+    def explore(self, params, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """The acting policy clip(π(s) + N(0, σ²), ±1), σ = exploration_noise. obs (..., O) -> (..., A)."""
+        noise = self.config.exploration_noise * jax.random.normal(key, obs.shape[:-1] + (self.env.action_size,))
+        return jnp.clip(self.pi(params, obs) + noise, -1.0, 1.0)
 
     @property
     def q_fns(self) -> tuple[Callable, Callable]:
@@ -220,7 +226,7 @@ class Agent:
         return state, {**critic_metrics, **actor_metrics}
 
 
-def make_agent(config: Config, env: Env) -> Agent:
+def make_agent(config: Config, env: Env) -> Agent | MaacAgent:
     """The agent of `config`, with the dynamics model and learned reward its imagination needs."""
     model = reward_model = None
     if config.spec.uses_model and config.model == "learned":
@@ -229,6 +235,8 @@ def make_agent(config: Config, env: Env) -> Agent:
                               min_logvar=config.min_logvar, max_logvar=config.max_logvar,
                               lr=config.model_lr, weight_decay=config.model_weight_decay,
                               grad_clip=config.grad_clip)
+    if config.algo == "maac":
+        return make_maac_agent(config, env, model)
     if config.spec.uses_model and config.reward == "learned":
         reward_model = RewardModel(obs_size=env.obs_size, action_size=env.action_size,
                                    hidden=tuple(config.reward_hidden), lr=config.model_lr,
