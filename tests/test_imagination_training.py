@@ -10,6 +10,7 @@ import pytest
 from magejax import configs, envs
 from magejax.envs import pendulum
 from magejax.train import METRIC_NAMES, make_train
+from magejax.update import make_agent
 
 
 def _train(**overrides):
@@ -74,3 +75,6 @@ def test_oracle_refused_for_env_without_one(monkeypatch):
     configs.preset("no_oracle", "mage", "tiny")  # the env itself is fine with a learned model
     with pytest.raises(configs.ConfigError, match="model: env 'no_oracle' has no differentiable oracle"):
         configs.preset("no_oracle", "mage", "tiny", model="oracle")
+    # Also when the agent is built without validating the config first.
+    with pytest.raises(configs.ConfigError, match="model: env 'no_oracle' has no differentiable oracle"):
+        make_agent(configs.Config(env="no_oracle", model="oracle"), no_oracle())

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from magejax import actor, critic
-from magejax.configs import Config
+from magejax.configs import Config, ConfigError
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
 from magejax.maac import MaacAgent, make_maac_agent
@@ -228,6 +228,10 @@ class Agent:
 
 def make_agent(config: Config, env: Env) -> Agent | MaacAgent:
     """The agent of `config`, with the dynamics model and learned reward its imagination needs."""
+    if config.spec.uses_model and config.model == "oracle" and env.true_next_obs is None:
+        # configs.validate says the same; this guards agents built around validation (custom envs).
+        raise ConfigError(f"model: env {env.name!r} has no differentiable oracle (true_next_obs), "
+                          "so model='oracle' is not available for it; use model='learned'")
     model = reward_model = None
     if config.spec.uses_model and config.model == "learned":
         model = EnsembleModel(obs_size=env.obs_size, action_size=env.action_size,
