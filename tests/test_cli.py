@@ -24,6 +24,7 @@ def _exit_code(argv) -> int:
 @pytest.mark.parametrize("flags, message", [
     (["--env", "nope"], "env: unknown environment 'nope'; valid: "),  # the list grows with envs
     (["--algo", "ppo"], "algo: unknown algorithm 'ppo'; valid: mage, dyna, td3, td3-utd"),
+    (["--algo", "maac", "--reward", "learned"], "reward: maac supports only reward='true' so far"),
     (["--steps", "-5"], "total_steps: must be a positive integer, got -5"),
     (["--batch-size", "2000", "--buffer-size", "1000"], "batch_size: 2000 is larger than the buffer"),
     (["--lam", "-0.1"], "lam: λ must be >= 0, got -0.1"),

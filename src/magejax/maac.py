@@ -27,6 +27,12 @@ critic losses.
 
 Networks are updated in that order: critic step, Polyak update of Q̄, then actor and temperature
 steps (the actor sees the updated critics, as in the TD3-style agents of `update.py`).
+
+Where this differs from the authors' code (github.com/iclavera/meta-mb, meta_mb/algos/maac.py):
+there, the actor objective has the entropy term at t = 0 only and no termination masks, the
+actor's and the critic's horizons are separate settings, STEVE weights the critic's targets, and
+critic batches are 5 % real transitions (MBPO-style model buffer). Here the entropy enters at
+every step, so that J is the H-step expansion of the same soft value the critics are trained on.
 """
 from __future__ import annotations
 
