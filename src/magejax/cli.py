@@ -42,6 +42,10 @@ OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes"
              "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr",
              "backend": "env_backend", "reward": "reward", "model": "model", "horizon": "horizon"}
 
+# Test-time MPC flags (their own block: `--eval-mpc` is a switch, default None = the preset's).
+OVERRIDES.update(eval_mpc="eval_mpc", mpc_horizon="mpc_horizon", mpc_population="mpc_population",
+                 mpc_elites="mpc_elites", mpc_iterations="mpc_iterations")
+
 
 class UsageError(Exception):
     """Bad input: reported as one line and exit code 2."""
@@ -77,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", metavar="SOURCE",
                    help=f"next states of imagination: {', '.join(configs.MODELS)} (default: learned)")
     t.add_argument("--horizon", type=int, metavar="K", help="model steps before bootstrapping (default 1)")
+    m = t.add_argument_group("test-time MPC (MAAC §5.4): evaluate with a CEM planner in the model")
+    m.add_argument("--eval-mpc", action="store_true", default=None,
+                   help="evaluation episodes act with the planner instead of the actor (model-based algorithms)")
+    m.add_argument("--mpc-horizon", type=int, metavar="H", help="planning horizon (default 5)")
+    m.add_argument("--mpc-population", type=int, metavar="N", help="CEM candidates per iteration (default 512)")
+    m.add_argument("--mpc-elites", type=int, metavar="K", help="CEM elites (default 64)")
+    m.add_argument("--mpc-iterations", type=int, metavar="N", help="CEM iterations (default 6)")
     t.add_argument("--preset", choices=("paper", "tiny"),
                    help="paper settings, or tiny CI-sized networks and run (default: paper)")
     where = t.add_mutually_exclusive_group(required=True)

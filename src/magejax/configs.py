@@ -104,6 +104,17 @@ class Config:
     # and schedule. 3 × 256 is the paper's size; the Pendulum/CartPole presets use 1 × 128.
     reward_hidden: tuple[int, ...] = (256, 256, 256)
 
+    # Test-time MPC (MAAC §5.4; `planning.py`): evaluation acts with a CEM planner in the model,
+    # seeded by the policy, with min Q as terminal value. MAAC gives no CEM settings; horizon,
+    # population, elites and iterations are TD-MPC's (Hansen et al. 2022), which also plans with a
+    # terminal critic; the initial std is PETS's (Chua et al. 2018): a quarter of the action range.
+    eval_mpc: bool = False
+    mpc_horizon: int = 5
+    mpc_population: int = 512
+    mpc_elites: int = 64
+    mpc_iterations: int = 6
+    mpc_init_std: float = 0.5
+
     @property
     def spec(self) -> AlgoSpec:
         return ALGO_SPECS[self.algo]
@@ -263,6 +274,19 @@ def validate(config: Config) -> Config:
              f"min_logvar: must be below max_logvar, got {c.min_logvar} >= {c.max_logvar}")
     _require(all(h > 0 for h in c.actor_hidden + c.critic_hidden + c.model_hidden + c.reward_hidden),
              "hidden sizes: every layer width must be positive")
+    _require(isinstance(c.eval_mpc, bool), f"eval_mpc: must be true or false, got {c.eval_mpc!r}")
+    _require(not c.eval_mpc or c.spec.uses_model,
+             f"eval_mpc: test-time MPC plans in the learned model, and algorithm {c.algo!r} has none "
+             f"(model-based: {', '.join(a for a in ALGOS if ALGO_SPECS[a].uses_model)})")
+    for name in ("mpc_horizon", "mpc_elites", "mpc_iterations"):
+        value = getattr(c, name)
+        _require(isinstance(value, int) and value > 0, f"{name}: must be a positive integer, got {value!r}")
+    _require(isinstance(c.mpc_population, int) and c.mpc_population >= 2,
+             f"mpc_population: must be an integer >= 2 (the policy's plan and at least one sample), "
+             f"got {c.mpc_population!r}")
+    _require(c.mpc_elites <= c.mpc_population,
+             f"mpc_elites: {c.mpc_elites} is more than the population ({c.mpc_population})")
+    _require(c.mpc_init_std > 0, f"mpc_init_std: must be > 0, got {c.mpc_init_std}")
     if c.spec.uses_model:
         _require(c.batch_size % c.ensemble_size == 0,
                  f"batch_size: {c.batch_size} must be divisible by ensemble_size ({c.ensemble_size}), "

@@ -109,6 +109,24 @@ class EnsembleModel:
         mean, logvar = jax.vmap(self.member_forward)(state.params, self._inputs(state, obs, action))
         return obs + normalization.denormalize(state.delta_stats, mean + jnp.exp(0.5 * logvar) * eps)
 
+    def sample_next_obs_shared(self, state: ModelState, obs: jax.Array, action: jax.Array,
+                               key: jax.Array) -> jax.Array:
+        """ŝ = s + denorm(μ_m + σ_m ε) with ONE member m and ONE ε (O,) drawn for the whole batch.
+
+        Every row sees the same sampled model (common random numbers): what a planner needs to
+        rank candidate actions by their own merit rather than by which member scored them.
+        obs (B, O), action (B, A) -> next_obs (B, O); any B; differentiable in obs and action.
+        """
+        chex.assert_rank([obs, action], 2)
+        member_key, noise_key = jax.random.split(key)
+        member = jax.random.randint(member_key, (), 0, self.ensemble_size)
+        # One dynamic slice of the parameters per call, never a per-sample gather.
+        params = jax.tree.map(lambda p: jax.lax.dynamic_index_in_dim(p, member, keepdims=False),
+                              state.params)
+        mean, logvar = self.member_forward(params, self._inputs(state, obs, action))
+        eps = jax.random.normal(noise_key, (self.obs_size,), mean.dtype)
+        return obs + normalization.denormalize(state.delta_stats, mean + jnp.exp(0.5 * logvar) * eps)
+
     def mean_next_obs(self, state: ModelState, obs: jax.Array, action: jax.Array) -> jax.Array:
         """Every member's mean prediction. obs (B, O), action (B, A) -> (E, B, O)."""
         inputs = self._inputs(state, obs, action)

@@ -20,7 +20,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from magejax import configs, envs, normalization, replay
+from magejax import configs, envs, normalization, planning, replay
 from magejax.configs import Config
 from magejax.dynamics import ModelState
 from magejax.envs import Env, EnvState
@@ -94,13 +94,26 @@ def make_train(config: Config) -> Trainer:
     c = config
     num_updates = c.num_updates
 
-    def evaluate(actor_params, key: jax.Array) -> jax.Array:
-        """Returns of `eval_episodes` deterministic episodes. -> (eval_episodes,)"""
+    planner = planning.make_planner(c, env, agent) if c.eval_mpc else None
+
+    def evaluate(train_state: TrainState, key: jax.Array) -> jax.Array:
+        """Returns of `eval_episodes` episodes acting with the deterministic actor, or with the
+        CEM planner in the model when `eval_mpc`. -> (eval_episodes,)"""
+        actor_params = train_state.agent.actor_params
+
+        def act(obs, plan_key):
+            if planner is None:
+                return agent.pi(actor_params, obs)
+            return planner.act(actor_params, train_state.agent.critic_params, train_state.model, obs, plan_key)
 
         def episode(key):
-            def body(carry, _):
+            # Planning keys only exist with a planner, so actor evaluation keeps its exact keys.
+            plan_keys = (None if planner is None
+                         else jax.random.split(jax.random.fold_in(key, 1), env.episode_length))
+
+            def body(carry, plan_key):
                 state, ret, alive = carry
-                next_state = env.step(state, agent.pi(actor_params, state.obs))
+                next_state = env.step(state, act(state.obs, plan_key))
                 ret = ret + alive * next_state.reward
                 # Freeze a terminated episode: bare simulators stepped past the end can produce NaN.
                 next_state = _where(alive > 0, next_state, state)
@@ -108,7 +121,7 @@ def make_train(config: Config) -> Trainer:
                 return (next_state, ret, alive), None
 
             init = (env.reset(key), jnp.zeros(()), jnp.ones(()))
-            (_, ret, _), _ = jax.lax.scan(body, init, None, length=env.episode_length)
+            (_, ret, _), _ = jax.lax.scan(body, init, plan_keys, length=env.episode_length)
             return ret
 
         return jax.vmap(episode)(jax.random.split(key, c.eval_episodes))
@@ -260,7 +273,7 @@ def make_train(config: Config) -> Trainer:
         """Initial state and the metrics row of the untrained policy (env step 0)."""
         state = init(key)
         key, eval_key = jax.random.split(state.key)
-        returns = evaluate(state.agent.actor_params, eval_key)
+        returns = evaluate(state, eval_key)
         return state.replace(key=key), summarize({}, returns, state.last_return)
 
     def run_chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, dict]:
@@ -268,7 +281,7 @@ def make_train(config: Config) -> Trainer:
         steps = chunk_index * c.eval_every + jnp.arange(c.eval_every)
         state, step_metrics = jax.lax.scan(env_step, state, steps)
         key, eval_key = jax.random.split(state.key)
-        returns = evaluate(state.agent.actor_params, eval_key)
+        returns = evaluate(state, eval_key)
         row = {**summarize(step_metrics, returns, state.last_return), **heldout_model_metrics(state)}
         return state.replace(key=key), row
 
