@@ -45,3 +45,14 @@ def test_plot_writes_png(tmp_path):
               "td3": (steps[:2], np.array([[0.0, math.nan]]))}  # NaN points are skipped, not fatal
     path = plotting.plot_learning_curves(curves, tmp_path / "c.png", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_panels_side_by_side_on_any_axis(tmp_path):
+    x = np.array([0, 1, 2, 5, 10])
+    curves = {"a": (x, np.array([[1.0, 0.5, 0.3, 0.1, 0.05], [1.2, 0.6, 0.2, 0.1, 0.04]]))}
+    one = plotting.plot_learning_curves(curves, tmp_path / "one.png", title="t", xlabel="horizon H", logy=True)
+    two = plotting.plot_panels({"left": curves, "right": curves}, tmp_path / "two.png", ylabel="error",
+                               xlabel="horizon H", logy=True)
+    width = lambda path: int.from_bytes(path.read_bytes()[16:20], "big")  # PNG IHDR width
+    assert two.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert width(two) == 2 * width(one)

@@ -53,26 +53,37 @@ def confidence_band(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, mean - half, mean + half
 
 
-def plot_learning_curves(curves: dict, path, title: str, ylabel: str = "evaluation return") -> Path:
+def plot_learning_curves(curves: dict, path, title: str, ylabel: str = "evaluation return",
+                         xlabel: str = "environment steps", logy: bool = False) -> Path:
     """Draw each label's mean curve and shaded 95% band; save a PNG (dpi 120) to `path`.
 
-    curves: label -> (steps (P,), returns (S, P)); labels may have different P and S.
+    curves: label -> (steps (P,), returns (S, P)); labels may have different P and S. Any
+    x-axis works (`xlabel`); `logy` draws the y-axis on a log scale.
     Returns the path written.
     """
-    fig = Figure(figsize=(6.4, 4.2))
+    return plot_panels({title: curves}, path, ylabel=ylabel, xlabel=xlabel, logy=logy)
+
+
+def plot_panels(panels: dict, path, ylabel: str, xlabel: str = "environment steps",
+                logy: bool = False) -> Path:
+    """Side-by-side panels of `plot_learning_curves` (title -> curves), sharing the y-axis; one PNG."""
+    fig = Figure(figsize=(6.4 * len(panels), 4.2))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for label, (steps, returns) in curves.items():
-        steps = np.asarray(steps)
-        mean, lo, hi = confidence_band(returns)
-        (line,) = ax.plot(steps, mean, label=f"{label} (n={np.shape(returns)[0]})")
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if curves:
-        ax.legend(loc="best")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for label, (steps, returns) in curves.items():
+            steps = np.asarray(steps)
+            mean, lo, hi = confidence_band(returns)
+            (line,) = ax.plot(steps, mean, label=f"{label} (n={np.shape(returns)[0]})")
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+        ax.set_xlabel(xlabel)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        if curves:
+            ax.legend(loc="best")
+    axes[0].set_ylabel(ylabel)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120, format="png")
