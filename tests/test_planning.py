@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import cli, configs, planning
+from magejax import cli, configs, envs, planning
 from magejax.dynamics import EnsembleModel
 from magejax.train import make_train
+from magejax.update import make_agent
 
 GAMMA = 0.9
 
@@ -47,7 +48,7 @@ def _toy_planner(policy_gain: float, horizon: int, done_fn=lambda s: jnp.zeros((
         pi=lambda params, s: jnp.clip(-policy_gain * s, -1.0, 1.0),
         twin_q=lambda params, s, a: jnp.stack([-2.0 * jnp.sum(s**2, -1), -3.0 * jnp.sum(s**2, -1)]),
         step=lambda model_state, s, a, key: s + a,
-        reward_fn=lambda s, a, s_next: -jnp.sum(s_next**2) - 0.1 * jnp.sum(a**2),
+        reward=lambda reward_state, s, a, s_next: -jnp.sum(s_next**2, -1) - 0.1 * jnp.sum(a**2, -1),
         done_fn=done_fn, horizon=horizon, population=64, elites=8, iterations=4, gamma=GAMMA, **kwargs)
 
 
@@ -119,6 +120,63 @@ def test_shared_sample_uses_one_member_and_one_noise_for_the_whole_batch():
     assert np.all(spread[np.arange(12), member] < 1e-4)  # every row: the same member, the same ε
     assert np.all(np.sort(spread, axis=1)[:, 1] > 1e-2)  # and no other member fits
     assert len(set(member.tolist())) > 1  # the member is drawn at random per call
+
+
+def _agent_planner(**overrides):
+    config = configs.preset("pendulum", "mage", "tiny", eval_mpc=True, mpc_horizon=3, mpc_population=32,
+                            mpc_elites=4, mpc_iterations=2, **overrides)
+    env = envs.make("pendulum")
+    agent = make_agent(config, env)
+    return config, env, agent, planning.make_planner(config, env, agent)
+
+
+def test_with_the_oracle_the_planned_return_is_the_real_return():
+    """model="oracle": the planner's ŝ_t are the env's states, so G is the real H-step return plus
+    γ^H min Q at the real state reached."""
+    config, env, agent, planner = _agent_planner(model="oracle")
+    agent_state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    state0 = env.reset(jax.random.PRNGKey(1))
+    actions = jax.random.uniform(jax.random.PRNGKey(2), (3, 1), minval=-1, maxval=1)
+    state, real = state0, 0.0
+    for t in range(3):
+        state = env.step(state, actions[t])
+        real += config.gamma**t * float(state.reward)
+    _, twin_q = agent.q_fns
+    s_h = state.obs[None]
+    real += config.gamma**3 * float(jnp.min(twin_q(agent_state.critic_params, s_h,
+                                                   agent.pi(agent_state.actor_params, s_h))))
+    got = planner.returns(agent_state.actor_params, agent_state.critic_params, None, state0.obs,
+                          actions[None], jax.random.split(jax.random.PRNGKey(3), 3))
+    np.testing.assert_allclose(got, [real], rtol=1e-5)
+
+
+def test_with_a_learned_reward_the_planner_scores_with_it():
+    config, env, agent, planner = _agent_planner(reward="learned")
+    agent_state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    model_state = jax.jit(agent.model.init)(jax.random.PRNGKey(1))
+    reward_state = jax.jit(agent.reward_model.init)(jax.random.PRNGKey(2))
+    obs = env.reset(jax.random.PRNGKey(3)).obs
+    actions = jax.random.uniform(jax.random.PRNGKey(4), (4, 3, 1), minval=-1, maxval=1)
+    keys = jax.random.split(jax.random.PRNGKey(5), 3)
+    returns = jax.jit(planner.returns)
+    learned = returns(agent_state.actor_params, agent_state.critic_params, model_state, obs, actions, keys,
+                      reward_state)
+    _, twin_q = agent.q_fns
+
+    @jax.jit
+    def by_hand():  # the same rollout, rewards from r̂ (jitted: eager ops are slow on a busy CPU)
+        s, total = jnp.broadcast_to(obs, (4, 3)), jnp.zeros(4)
+        for t in range(3):
+            s_next = agent.model.sample_next_obs_shared(model_state, s, actions[:, t], keys[t])
+            total += config.gamma**t * agent.reward_model.predict(reward_state, s, actions[:, t], s_next)
+            s = s_next
+        q = twin_q(agent_state.critic_params, s, agent.pi(agent_state.actor_params, s))
+        return total + config.gamma**3 * jnp.min(q, 0)
+
+    np.testing.assert_allclose(learned, by_hand(), rtol=1e-5)
+    act = jax.jit(planner.act)(agent_state.actor_params, agent_state.critic_params, model_state, obs,
+                               jax.random.PRNGKey(6), reward_state)
+    assert act.shape == (1,) and bool(jnp.all(jnp.abs(act) <= 1.0))
 
 
 def test_eval_mpc_runs_in_a_tiny_training_run_and_changes_the_evaluation():

@@ -7,7 +7,8 @@ that maximises the model's H-step return with the critic as terminal value,
     ŝ_0 = s,  ŝ_{t+1} = step(ŝ_t, a_t),  m_0 = 1,  m_{t+1} = m_t (1 − d(ŝ_{t+1})),
 
 and executes the first action of the best sequence found (receding horizon). The search starts
-from the policy's own sequence along a model rollout (MAAC seeds CEM with its policy).
+from the policy's own sequence along a model rollout (MAAC seeds CEM with its policy). Model and
+reward are the agent's imagination's: the ensemble or the oracle, the env's reward or the learned r̂.
 
 Two choices that make the result never worse than the policy's own plan (under the model):
   - common random numbers: the model step of time t gets the same key for every candidate and
@@ -31,6 +32,8 @@ from magejax.envs import Env
 
 StepFn = Callable[..., jax.Array]
 """step(model_state, obs (N, O), action (N, A), key) -> next_obs (N, O)."""
+RewardFn = Callable[..., jax.Array]
+"""reward(reward_state, obs (N, O), action (N, A), next_obs (N, O)) -> (N,)."""
 
 
 def cem(score_fn: Callable[[jax.Array], jax.Array], init_mean: jax.Array, key: jax.Array, *,
@@ -73,14 +76,14 @@ class Planner:
     """CEM planner over a model; `act` is a pure function usable under jit and vmap.
 
     pi(actor_params, obs (N, O)) -> (N, A); twin_q(critic_params, obs (N, O), action (N, A)) -> (2, N);
-    step: see `StepFn`; reward_fn(obs, action, next_obs) -> () and done_fn(next_obs) -> () act on
-    single transitions (the `Env` convention).
+    step: see `StepFn`; reward: see `RewardFn`; done_fn(next_obs) -> () acts on single transitions
+    (the `Env` convention). `model_state` and `reward_state` are passed through to step and reward.
     """
 
     pi: Callable
     twin_q: Callable
     step: StepFn
-    reward_fn: Callable
+    reward: RewardFn
     done_fn: Callable
     horizon: int = 5
     population: int = 512
@@ -100,7 +103,7 @@ class Planner:
         return actions
 
     def returns(self, actor_params, critic_params, model_state, obs: jax.Array, actions: jax.Array,
-                step_keys: jax.Array) -> jax.Array:
+                step_keys: jax.Array, reward_state=None) -> jax.Array:
         """G of each candidate from obs (O,). actions (N, H, A), step_keys (H,) -> (N,)."""
         n = actions.shape[0]
 
@@ -108,7 +111,7 @@ class Planner:
             s, ret, alive, discount = carry
             a, key = inputs
             s_next = self.step(model_state, s, a, key)
-            ret = ret + discount * alive * jax.vmap(self.reward_fn)(s, a, s_next)
+            ret = ret + discount * alive * self.reward(reward_state, s, a, s_next)
             alive = alive * (1.0 - jax.vmap(self.done_fn)(s_next))
             return (s_next, ret, alive, discount * self.gamma), None
 
@@ -118,40 +121,43 @@ class Planner:
         terminal = jnp.min(self.twin_q(critic_params, s_h, self.pi(actor_params, s_h)), axis=0)
         return ret + discount * alive * terminal
 
-    def plan(self, actor_params, critic_params, model_state, obs: jax.Array,
-             key: jax.Array) -> tuple[jax.Array, dict]:
+    def plan(self, actor_params, critic_params, model_state, obs: jax.Array, key: jax.Array,
+             reward_state=None) -> tuple[jax.Array, dict]:
         """Best sequence (H, A) from obs (O,) and {"seed_return", "plan_return"} (both ())."""
         model_key, cem_key = jax.random.split(key)
         step_keys = jax.random.split(model_key, self.horizon)  # shared by all candidates (see top)
         seed = self.policy_sequence(actor_params, model_state, obs, step_keys)
-        score = lambda actions: self.returns(actor_params, critic_params, model_state, obs, actions, step_keys)
+        score = lambda actions: self.returns(actor_params, critic_params, model_state, obs, actions, step_keys,
+                                             reward_state)
         best, best_return = cem(score, seed, cem_key, population=self.population, elites=self.elites,
                                 iterations=self.iterations, init_std=self.init_std)
         return best, {"seed_return": score(seed[None])[0], "plan_return": best_return}
 
-    def act(self, actor_params, critic_params, model_state, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(self, actor_params, critic_params, model_state, obs: jax.Array, key: jax.Array,
+            reward_state=None) -> jax.Array:
         """The first action of the plan from obs (O,), in [-1, 1]. -> (A,)"""
-        best, _ = self.plan(actor_params, critic_params, model_state, obs, key)
+        best, _ = self.plan(actor_params, critic_params, model_state, obs, key, reward_state)
         return best[0]
 
 
-def model_step(config: Config, env: Env, model) -> StepFn:
-    """The transition the planner imagines with: the learned ensemble (one sampled member and ε
-    per step, shared by all candidates), or the environment's true dynamics for `model="oracle"`."""
+def model_step(config: Config, agent) -> StepFn:
+    """The transition the planner imagines with: the learned ensemble with one sampled member and
+    ε per step shared by all candidates, or under `model="oracle"` the agent's imagination itself
+    (the environment's true dynamics, deterministic)."""
     if config.model == "oracle":
-        if env.true_next_obs is None:
-            raise ConfigError(f"model: environment {env.name!r} has no differentiable oracle (true_next_obs)")
-        return lambda model_state, obs, action, key: jax.vmap(env.true_next_obs)(obs, action)
-    return model.sample_next_obs_shared
+        return agent.imagined_next_obs
+    return agent.model.sample_next_obs_shared
 
 
 def make_planner(config: Config, env: Env, agent) -> Planner:
-    """The planner of a model-based agent (`agent.pi`, `agent.q_fns`, `agent.model`) for `config`."""
-    if agent.model is None:
+    """The planner of a model-based agent for `config`: its actor and twin critic, its imagined
+    transition (`model_step`) and its imagined reward (`agent.imagined_reward`: the env's, or the
+    learned r̂ under `reward="learned"`)."""
+    if not config.spec.uses_model:
         raise ConfigError(f"eval_mpc: algorithm {config.algo!r} has no model to plan with")
     _, twin_q = agent.q_fns
-    return Planner(pi=agent.pi, twin_q=twin_q, step=model_step(config, env, agent.model),
-                   reward_fn=env.reward_fn, done_fn=env.done_fn,
+    return Planner(pi=agent.pi, twin_q=twin_q, step=model_step(config, agent),
+                   reward=agent.imagined_reward, done_fn=env.done_fn,
                    horizon=config.mpc_horizon, population=config.mpc_population,
                    elites=config.mpc_elites, iterations=config.mpc_iterations,
                    init_std=config.mpc_init_std, gamma=config.gamma)

@@ -104,7 +104,8 @@ def make_train(config: Config) -> Trainer:
         def act(obs, plan_key):
             if planner is None:
                 return agent.pi(actor_params, obs)
-            return planner.act(actor_params, train_state.agent.critic_params, train_state.model, obs, plan_key)
+            return planner.act(actor_params, train_state.agent.critic_params, train_state.model, obs, plan_key,
+                               train_state.reward_model)
 
         def episode(key):
             # Planning keys only exist with a planner, so actor evaluation keeps its exact keys.
