@@ -122,12 +122,25 @@ def test_shared_sample_uses_one_member_and_one_noise_for_the_whole_batch():
     assert len(set(member.tolist())) > 1  # the member is drawn at random per call
 
 
-def _agent_planner(**overrides):
-    config = configs.preset("pendulum", "mage", "tiny", eval_mpc=True, mpc_horizon=3, mpc_population=32,
+def _agent_planner(algo="mage", **overrides):
+    config = configs.preset("pendulum", algo, "tiny", eval_mpc=True, mpc_horizon=3, mpc_population=32,
                             mpc_elites=4, mpc_iterations=2, **overrides)
     env = envs.make("pendulum")
     agent = make_agent(config, env)
     return config, env, agent, planning.make_planner(config, env, agent)
+
+
+@pytest.mark.parametrize("algo", [a for a in configs.ALGOS if configs.ALGO_SPECS[a].uses_model])
+def test_planner_acts_for_every_model_based_algorithm(algo):
+    """Same agent interface for all (MAAC's actor is a tanh-Gaussian: the planner uses its mode)."""
+    _, env, agent, planner = _agent_planner(algo)
+    agent_state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    model_state = jax.jit(agent.model.init)(jax.random.PRNGKey(1))
+    obs = env.reset(jax.random.PRNGKey(2)).obs
+    plan = jax.jit(planner.plan)
+    best, info = plan(agent_state.actor_params, agent_state.critic_params, model_state, obs, jax.random.PRNGKey(3))
+    assert best.shape == (3, env.action_size) and bool(jnp.all(jnp.abs(best) <= 1.0))
+    assert np.isfinite(info["plan_return"]) and float(info["plan_return"]) >= float(info["seed_return"])
 
 
 def test_with_the_oracle_the_planned_return_is_the_real_return():

@@ -140,24 +140,31 @@ class Planner:
         return best[0]
 
 
-def model_step(config: Config, agent) -> StepFn:
+def model_step(config: Config, env: Env, agent) -> StepFn:
     """The transition the planner imagines with: the learned ensemble with one sampled member and
-    ε per step shared by all candidates, or under `model="oracle"` the agent's imagination itself
-    (the environment's true dynamics, deterministic)."""
+    ε per step shared by all candidates, or under `model="oracle"` the environment's true dynamics
+    (deterministic, as in the agent's imagination)."""
     if config.model == "oracle":
-        return agent.imagined_next_obs
+        return lambda model_state, obs, action, key: jax.vmap(env.true_next_obs)(obs, action)
     return agent.model.sample_next_obs_shared
 
 
+def imagined_reward(env: Env, agent) -> RewardFn:
+    """The reward the agent imagines with: its learned r̂ (`reward="learned"`), else the env's."""
+    if agent.reward_model is not None:
+        return agent.reward_model.predict
+    return lambda reward_state, obs, action, next_obs: jax.vmap(env.reward_fn)(obs, action, next_obs)
+
+
 def make_planner(config: Config, env: Env, agent) -> Planner:
-    """The planner of a model-based agent for `config`: its actor and twin critic, its imagined
-    transition (`model_step`) and its imagined reward (`agent.imagined_reward`: the env's, or the
-    learned r̂ under `reward="learned"`)."""
+    """The planner of a model-based agent for `config` (any agent with `pi`, `q_fns`, `model` and
+    `reward_model`: MAGE/Dyna's and MAAC's): its deterministic actor and twin critic, its imagined
+    transition (`model_step`) and reward (`imagined_reward`)."""
     if not config.spec.uses_model:
         raise ConfigError(f"eval_mpc: algorithm {config.algo!r} has no model to plan with")
     _, twin_q = agent.q_fns
-    return Planner(pi=agent.pi, twin_q=twin_q, step=model_step(config, agent),
-                   reward=agent.imagined_reward, done_fn=env.done_fn,
+    return Planner(pi=agent.pi, twin_q=twin_q, step=model_step(config, env, agent),
+                   reward=imagined_reward(env, agent), done_fn=env.done_fn,
                    horizon=config.mpc_horizon, population=config.mpc_population,
                    elites=config.mpc_elites, iterations=config.mpc_iterations,
                    init_std=config.mpc_init_std, gamma=config.gamma)
