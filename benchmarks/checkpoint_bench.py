@@ -82,7 +82,7 @@ def make_state(config: configs.Config, seeds: int, seed: int = 0) -> TrainState:
         buffer = buffer.replace(size=jnp.int32(cap), position=jnp.int32(0))
         inputs = jnp.zeros((1, obs_size + act_size))
         return TrainState(
-            agent=agent.init(k_agent), model=agent.model.init(k_model),
+            agent=agent.init(k_agent), model=agent.model.init(k_model), reward_model=None,
             input_stats=normalization.update(normalization.init(obs_size + act_size), inputs),
             delta_stats=normalization.update(normalization.init(obs_size), inputs[:, :obs_size]),
             buffer=buffer,
