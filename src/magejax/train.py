@@ -80,7 +80,7 @@ def _nan_metrics(names) -> dict:
 
 def make_train(config: Config) -> Trainer:
     configs.validate(config)
-    env = envs.make(config.env)
+    env = envs.make(config.env, backend=config.env_backend)
     agent = make_agent(config, env)
     model = agent.model
     c = config
