@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from magejax.envs import brax_specs
+
 ALGOS = ("mage", "dyna", "td3", "td3-utd", "maac")
 """Algorithms of the MAGE paper's sample-efficiency comparison, and MAAC (Clavera et al., 2020)."""
 
@@ -153,9 +155,11 @@ _PAPER_SIZES = {
                      reward_hidden=(128,)),
     "cartpole_swingup": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128),
                              model_hidden=(128, 128), reward_hidden=(128,)),
-    "halfcheetah": dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
-                        model_hidden=(512, 512, 512, 512)),
 }
+# Every Brax environment: warm-up 1000, batch 1024, actor and critic 2×384, model ensemble 8 × 4×512.
+_PAPER_SIZES.update({name: dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
+                                critic_hidden=(384, 384), model_hidden=(512, 512, 512, 512), ensemble_size=8)
+                     for name in brax_specs.NAMES})
 
 # A configuration small enough for CI: tiny networks, few steps.
 TINY = dict(total_steps=200, warmup_steps=50, eval_every=100, eval_episodes=2, buffer_size=1000,
@@ -233,6 +237,10 @@ def validate(config: Config) -> Config:
 
     c = config
     _require(c.env in envs.names(), f"env: unknown environment {c.env!r}; valid: {', '.join(envs.names())}")
+    try:
+        envs.check_backend(c.env, c.env_backend)
+    except ValueError as e:
+        raise ConfigError(f"env_backend: {e}") from None
     _require(c.algo in ALGOS, f"algo: unknown algorithm {c.algo!r}; valid: {', '.join(ALGOS)}")
     for name in ("total_steps", "eval_every", "eval_episodes", "buffer_size", "batch_size",
                  "policy_delay", "ensemble_size", "model_train_every", "model_train_batches",

@@ -88,7 +88,7 @@ def _nan_metrics(names) -> dict:
 
 def make_train(config: Config) -> Trainer:
     configs.validate(config)
-    env = envs.make(config.env)
+    env = envs.make(config.env, backend=config.env_backend)
     agent = make_agent(config, env)
     model, reward_model = agent.model, agent.reward_model
     c = config
