@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-ALGOS = ("mage", "dyna", "td3", "td3-utd")
-"""Algorithms of the MAGE paper's sample-efficiency comparison."""
+ALGOS = ("mage", "dyna", "td3", "td3-utd", "mage-ddpg")
+"""Every algorithm: the four of the MAGE paper's sample-efficiency comparison (Fig. 2), then
+MAGE-DDPG, the variant of its λ = 0 study (Appendix B.1, Fig. 5)."""
 
 CriticLoss = Literal["td", "mage"]
 TransitionSource = Literal["real", "imagined"]
@@ -17,11 +18,15 @@ TransitionSource = Literal["real", "imagined"]
 
 @dataclasses.dataclass(frozen=True)
 class AlgoSpec:
-    """What distinguishes the four algorithms: critic loss, transition source, updates per step."""
+    """What distinguishes the algorithms: critic loss, transition source, updates per step, and
+    whether TD3's three changes to DDPG are on (MAGE-DDPG turns all three off)."""
 
     critic_loss: CriticLoss
     transitions: TransitionSource
     updates_per_step: int
+    num_critics: int = 2             # TD3's clipped double Q (min over critics); DDPG has one
+    target_smoothing: bool = True    # TD3's target-policy smoothing noise
+    delayed_actor: bool = True       # TD3's actor step every `policy_delay` critic steps
 
     @property
     def uses_model(self) -> bool:
@@ -33,6 +38,8 @@ ALGO_SPECS = {
     "dyna": AlgoSpec("td", "imagined", 10),
     "td3": AlgoSpec("td", "real", 1),
     "td3-utd": AlgoSpec("td", "real", 10),
+    "mage-ddpg": AlgoSpec("mage", "imagined", 10, num_critics=1, target_smoothing=False,
+                          delayed_actor=False),
 }
 
 
@@ -75,6 +82,8 @@ class Config:
     actor_lr: float = 1e-4
     critic_lr: float = 1e-4
     grad_clip: float = 5.0           # clip gradients by value, as the original code does
+    train_actor: bool = True         # False: the actor stays at its initialisation (the paper's
+                                     # gradient-error study evaluates critics of a fixed policy)
     actor_hidden: tuple[int, ...] = (128, 128)
     critic_hidden: tuple[int, ...] = (384, 384)
 
@@ -107,6 +116,11 @@ class Config:
         return self.spec.updates_per_step
 
     @property
+    def actor_delay(self) -> int:
+        """Critic steps per actor step: `policy_delay`, or 1 for algorithms without TD3's delay."""
+        return self.policy_delay if self.spec.delayed_actor else 1
+
+    @property
     def num_chunks(self) -> int:
         """Evaluation chunks in a run (an evaluation closes each chunk)."""
         return self.total_steps // self.eval_every
@@ -128,12 +142,14 @@ class Config:
 
 
 # Paper settings (MAGE Appendix D.2) by environment; fields not named keep the Config defaults.
+# Every environment besides Pendulum and CartPole (the MuJoCo tasks) gets `_MUJOCO_SIZES`.
+_MUJOCO_SIZES = dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
+                     model_hidden=(512, 512, 512, 512))
 _PAPER_SIZES = {
     "pendulum": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128), model_hidden=(128, 128)),
     "cartpole_swingup": dict(warmup_steps=100, batch_size=512, actor_hidden=(128, 128),
                              model_hidden=(128, 128)),
-    "halfcheetah": dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
-                        model_hidden=(512, 512, 512, 512)),
+    "halfcheetah": _MUJOCO_SIZES,
 }
 
 # A configuration small enough for CI: tiny networks, few steps.
@@ -151,7 +167,7 @@ def preset(env: str = "pendulum", algo: str = "mage", size: str = "paper", **ove
     if size not in ("paper", "tiny"):
         raise ConfigError(f"size: unknown preset {size!r}; valid: paper, tiny")
     fields = dict(env=env, algo=algo)
-    fields.update(_PAPER_SIZES.get(env, {}))
+    fields.update(_PAPER_SIZES.get(env, _MUJOCO_SIZES))
     if size == "tiny":
         fields.update(TINY)
     fields.update(overrides)
@@ -191,6 +207,7 @@ def validate(config: Config) -> Config:
     _require(isinstance(c.horizon, int) and c.horizon >= 0,
              f"horizon: must be a non-negative integer, got {c.horizon!r}")
     _require(c.lam >= 0, f"lam: λ must be >= 0, got {c.lam}")
+    _require(isinstance(c.train_actor, bool), f"train_actor: must be true or false, got {c.train_actor!r}")
     _require(0 < c.gamma <= 1, f"gamma: must be in (0, 1], got {c.gamma}")
     _require(0 < c.tau <= 1, f"tau: must be in (0, 1], got {c.tau}")
     _require(c.eval_every <= c.total_steps,
