@@ -45,3 +45,16 @@ def test_plot_writes_png(tmp_path):
               "td3": (steps[:2], np.array([[0.0, math.nan]]))}  # NaN points are skipped, not fatal
     path = plotting.plot_learning_curves(curves, tmp_path / "c.png", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_panels_and_log_scale(tmp_path):
+    steps = np.array([0, 100, 200])
+    panels = {"pendulum": {"a": (steps, np.array([[1.0, 0.1, 0.01], [2.0, 0.2, 0.02]]))},
+              "cartpole": {"a": (steps, np.array([[1.0, 2.0, 3.0]])), "b": (steps, np.array([[3.0, 2.0, 1.0]]))}}
+    path = plotting.plot_panels(panels, tmp_path / "p.png", ylabel="err", yscale="log")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    # Two panels side by side: 2 × 6.4 in at 120 dpi wide, one 4.2 in row high (IHDR width, height).
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1536, 504)
+    with pytest.raises(ValueError):
+        plotting.plot_panels({}, tmp_path / "none.png")
