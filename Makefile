@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow bench bench-checkpoint clean
+.PHONY: install run test test-slow bench bench-checkpoint experiments-cpu clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,16 @@ bench: $(STAMP)
 # Checkpoint size and save/restore time at paper size, and the overhead on a small run.
 bench-checkpoint: $(STAMP)
 	$(PY) benchmarks/checkpoint_bench.py
+
+# Every experiment script at cpu scale (measured to take up to ~12 min each on an idle 2-core
+# CPU, see experiments/README.md); results, plots and logs in experiments/results/<figure>/.
+# A script that cannot run (e.g. Table 1 without the Brax HalfCheetah) does not stop the others.
+EXPERIMENTS := fig2_sample_efficiency fig3_action_gradient_error fig4_learned_reward \
+	fig5_lambda_zero fig7_model_capacity fig8_lambda_sweep table1_halfcheetah
+experiments-cpu: $(STAMP)
+	@status=0; for e in $(EXPERIMENTS); do \
+		$(PY) experiments/$$e.py --scale cpu || { echo "experiments-cpu: $$e failed"; status=1; }; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

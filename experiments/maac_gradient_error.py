@@ -186,7 +186,7 @@ def regime_section(episodes: int, grads, true_grad, diagnostics, args, out: Path
         {f"vs the true gradient ∇J ({episodes} episodes)": {names[c]: (x, vs_true[:, c]) for c in range(len(COMBOS))},
          f"vs ∇J*_H: true dynamics, exact critic ({episodes} episodes)": {names[c]: (x, vs_exact[:, c]) for c in learned}},
         out / f"errors_{episodes}_episodes.png", ylabel="relative L1 error of the policy gradient",
-        xlabel="horizon H", logy=True)
+        xlabel="horizon H", yscale="log")
     return lines + [""]
 
 

@@ -50,9 +50,22 @@ def test_plot_writes_png(tmp_path):
 def test_panels_side_by_side_on_any_axis(tmp_path):
     x = np.array([0, 1, 2, 5, 10])
     curves = {"a": (x, np.array([[1.0, 0.5, 0.3, 0.1, 0.05], [1.2, 0.6, 0.2, 0.1, 0.04]]))}
-    one = plotting.plot_learning_curves(curves, tmp_path / "one.png", title="t", xlabel="horizon H", logy=True)
+    one = plotting.plot_learning_curves(curves, tmp_path / "one.png", title="t", xlabel="horizon H", yscale="log")
     two = plotting.plot_panels({"left": curves, "right": curves}, tmp_path / "two.png", ylabel="error",
-                               xlabel="horizon H", logy=True)
+                               xlabel="horizon H", yscale="log")
     width = lambda path: int.from_bytes(path.read_bytes()[16:20], "big")  # PNG IHDR width
     assert two.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert width(two) == 2 * width(one)
+
+
+def test_panels_and_log_scale(tmp_path):
+    steps = np.array([0, 100, 200])
+    panels = {"pendulum": {"a": (steps, np.array([[1.0, 0.1, 0.01], [2.0, 0.2, 0.02]]))},
+              "cartpole": {"a": (steps, np.array([[1.0, 2.0, 3.0]])), "b": (steps, np.array([[3.0, 2.0, 1.0]]))}}
+    path = plotting.plot_panels(panels, tmp_path / "p.png", ylabel="err", yscale="log")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    # Two panels side by side: 2 × 6.4 in at 120 dpi wide, one 4.2 in row high (IHDR width, height).
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1536, 504)
+    with pytest.raises(ValueError):
+        plotting.plot_panels({}, tmp_path / "none.png")

@@ -25,8 +25,8 @@ def make_apply(action_size: int, hidden: Sequence[int]) -> Callable:
 
 
 def dpg_loss(actor_params, critic_params, obs: jax.Array, pi: Callable, twin_q: Callable) -> jax.Array:
-    """−mean_b min_i Q_i(s_b, π(s_b)). obs (B, obs_size) -> ()."""
-    q = twin_q(critic_params, obs, pi(actor_params, obs))  # (2, B)
+    """−mean_b min_i Q_i(s_b, π(s_b)) (with one critic, −mean Q). obs (B, obs_size) -> ()."""
+    q = twin_q(critic_params, obs, pi(actor_params, obs))  # (C, B)
     return -jnp.mean(jnp.min(q, axis=0))
 
 

@@ -10,8 +10,9 @@ from typing import Literal
 
 from magejax.envs import brax_specs
 
-ALGOS = ("mage", "dyna", "td3", "td3-utd", "maac")
-"""Algorithms of the MAGE paper's sample-efficiency comparison, and MAAC (Clavera et al., 2020)."""
+ALGOS = ("mage", "dyna", "td3", "td3-utd", "mage-ddpg", "maac")
+"""Every algorithm: the four of the MAGE paper's sample-efficiency comparison (Fig. 2), then
+MAGE-DDPG, the variant of its λ = 0 study (Appendix B.1, Fig. 5), and MAAC (Clavera et al., 2020)."""
 
 CriticLoss = Literal["td", "mage", "expansion"]
 TransitionSource = Literal["real", "imagined"]
@@ -19,7 +20,8 @@ TransitionSource = Literal["real", "imagined"]
 
 @dataclasses.dataclass(frozen=True)
 class AlgoSpec:
-    """What distinguishes the algorithms: critic loss, transition source, updates per step.
+    """What distinguishes the algorithms: critic loss, transition source, updates per step, and
+    whether TD3's three changes to DDPG are on (MAGE-DDPG turns all three off).
 
     `expansion` (MAAC): squared TD error with H-step value-expansion targets on real and imagined
     transitions, and a stochastic policy trained through the model (see `maac.py`)."""
@@ -27,6 +29,9 @@ class AlgoSpec:
     critic_loss: CriticLoss
     transitions: TransitionSource
     updates_per_step: int
+    num_critics: int = 2             # TD3's clipped double Q (min over critics); DDPG has one
+    target_smoothing: bool = True    # TD3's target-policy smoothing noise
+    delayed_actor: bool = True       # TD3's actor step every `policy_delay` critic steps
 
     @property
     def uses_model(self) -> bool:
@@ -38,6 +43,8 @@ ALGO_SPECS = {
     "dyna": AlgoSpec("td", "imagined", 10),
     "td3": AlgoSpec("td", "real", 1),
     "td3-utd": AlgoSpec("td", "real", 10),
+    "mage-ddpg": AlgoSpec("mage", "imagined", 10, num_critics=1, target_smoothing=False,
+                          delayed_actor=False),
     "maac": AlgoSpec("expansion", "imagined", 10),
 }
 
@@ -81,6 +88,8 @@ class Config:
     actor_lr: float = 1e-4
     critic_lr: float = 1e-4
     grad_clip: float = 5.0           # clip gradients by value, as the original code does
+    train_actor: bool = True         # False: the actor stays at its initialisation (the paper's
+                                     # gradient-error study evaluates critics of a fixed policy)
     actor_hidden: tuple[int, ...] = (128, 128)
     critic_hidden: tuple[int, ...] = (384, 384)
 
@@ -127,6 +136,11 @@ class Config:
         if self.updates_per_step is not None:
             return self.updates_per_step
         return self.spec.updates_per_step
+
+    @property
+    def actor_delay(self) -> int:
+        """Critic steps per actor step: `policy_delay`, or 1 for algorithms without TD3's delay."""
+        return self.policy_delay if self.spec.delayed_actor else 1
 
     @property
     def num_chunks(self) -> int:
@@ -265,6 +279,7 @@ def validate(config: Config) -> Config:
         _require(c.model == "learned", f"model: maac supports only model='learned' so far, got {c.model!r}")
     _validate_imagination(c)
     _require(c.lam >= 0, f"lam: λ must be >= 0, got {c.lam}")
+    _require(isinstance(c.train_actor, bool), f"train_actor: must be true or false, got {c.train_actor!r}")
     _require(0 < c.gamma <= 1, f"gamma: must be in (0, 1], got {c.gamma}")
     _require(0 < c.tau <= 1, f"tau: must be in (0, 1], got {c.tau}")
     _require(c.eval_every <= c.total_steps,

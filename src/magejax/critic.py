@@ -1,6 +1,7 @@
-"""Twin Q critic: TD target with target-policy smoothing, the TD loss and the MAGE loss.
+"""Q critics: TD target with target-policy smoothing, the TD loss and the MAGE loss.
 
-Shapes: B batch, O obs size, A action size. Twin critic parameters carry a leading axis of 2.
+Shapes: B batch, O obs size, A action size, C critics. Critic parameters carry a leading axis
+of C: 2 for TD3's twin critics, 1 for DDPG. Every function below works for either.
 """
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ import optax
 from magejax import networks
 
 
-def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int]):
-    """Two independent Q networks, parameters stacked on a leading axis of 2."""
-    return networks.init_ensemble(key, 2, hidden, obs_size + action_size, 1)
+def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int], num_critics: int = 2):
+    """`num_critics` independent Q networks, parameters stacked on a leading axis of that length."""
+    return networks.init_ensemble(key, num_critics, hidden, obs_size + action_size, 1)
 
 
 def make_apply(hidden: Sequence[int]) -> tuple[Callable, Callable]:
     """Returns `(q_single, twin_q)`.
 
     `q_single(params_i, obs (B, O), action (B, A)) -> (B,)` for one critic;
-    `twin_q(params, obs, action) -> (2, B)` for both.
+    `twin_q(params, obs, action) -> (C, B)` for all C critics.
     """
     hidden = tuple(hidden)
 
@@ -64,16 +65,16 @@ def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
 
 def td_loss(critic_params, obs: jax.Array, action: jax.Array, target: jax.Array, *,
             twin_q: Callable) -> tuple[jax.Array, dict]:
-    """mean over batch and both critics of huber(y − Q_i(s, a)). target (B,) is held constant."""
+    """mean over batch and critics of huber(y − Q_i(s, a)). target (B,) is held constant."""
     target = jax.lax.stop_gradient(target)
-    delta = target[None] - twin_q(critic_params, obs, action)  # (2, B)
+    delta = target[None] - twin_q(critic_params, obs, action)  # (C, B)
     loss = jnp.mean(huber(delta))
     return loss, {"critic_loss": loss, "td_error": jnp.mean(jnp.abs(delta))}
 
 
 def td_errors_and_action_grads(critic_params, obs: jax.Array, action: jax.Array, target_fn: Callable,
                                *, q_single: Callable) -> tuple[jax.Array, jax.Array]:
-    """δ_i = y(a) − Q_i(s, a) and ∇ₐδ_i for both critics: (2, B) and (2, B, A).
+    """δ_i = y(a) − Q_i(s, a) and ∇ₐδ_i for every critic: (C, B) and (C, B, A).
 
     `target_fn: a (B, A) -> y (B,)` is the TD target as a function of the action (through the
     reward and the model's next state); it must not depend on `critic_params`.
@@ -103,7 +104,7 @@ def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Calla
     never differentiates the model or reward w.r.t. φ. grad_weight = 0, λ = 1 give `td_loss`.
     """
     delta, grad_a = td_errors_and_action_grads(critic_params, obs, action, target_fn, q_single=q_single)
-    grad_norm = safe_norm(grad_a, axis=-1)  # (2, B)
+    grad_norm = safe_norm(grad_a, axis=-1)  # (C, B)
     loss = grad_weight * jnp.mean(huber(grad_norm)) + lam * jnp.mean(huber(delta))
     return loss, {"critic_loss": loss, "td_error": jnp.mean(jnp.abs(delta)),
                   "td_action_grad_norm": jnp.mean(grad_norm)}
@@ -111,12 +112,13 @@ def mage_loss(critic_params, obs: jax.Array, action: jax.Array, target_fn: Calla
 
 def values_and_action_grads(critic_params, obs: jax.Array, action: jax.Array, *,
                             q_single: Callable) -> tuple[jax.Array, jax.Array]:
-    """Q_i(s, a) and ∇ₐQ_i(s, a) of both critics in one forward and one backward pass.
+    """Q_i(s, a) and ∇ₐQ_i(s, a) of every critic in one forward and one backward pass.
 
-    obs (B, O), action (B, A) -> (2, B), (2, B, A). Each critic gets its own copy of the action,
-    so one backward pass separates the two gradients.
+    obs (B, O), action (B, A) -> (C, B), (C, B, A). Each critic gets its own copy of the action,
+    so one backward pass separates the critics' gradients.
     """
-    actions = jnp.broadcast_to(action, (2,) + action.shape)
+    num_critics = jax.tree.leaves(critic_params)[0].shape[0]
+    actions = jnp.broadcast_to(action, (num_critics,) + action.shape)
     q, vjp = jax.vjp(lambda a: jax.vmap(q_single, in_axes=(0, None, 0))(critic_params, obs, a), actions)
     (grads,) = vjp(jnp.ones_like(q))
     return q, grads

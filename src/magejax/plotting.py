@@ -53,37 +53,48 @@ def confidence_band(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, mean - half, mean + half
 
 
+def _draw(ax, curves: dict, ylabel: str, xlabel: str, yscale: str) -> None:
+    """Each label's mean curve and shaded 95% band on `ax`."""
+    for label, (steps, values) in curves.items():
+        steps = np.asarray(steps)
+        mean, lo, hi = confidence_band(values)
+        (line,) = ax.plot(steps, mean, label=f"{label} (n={np.shape(values)[0]})")
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_yscale(yscale)
+    ax.grid(True, alpha=0.3)
+    if curves:
+        ax.legend(loc="best", fontsize="small")
+
+
 def plot_learning_curves(curves: dict, path, title: str, ylabel: str = "evaluation return",
-                         xlabel: str = "environment steps", logy: bool = False) -> Path:
+                         xlabel: str = "environment steps", yscale: str = "linear") -> Path:
     """Draw each label's mean curve and shaded 95% band; save a PNG (dpi 120) to `path`.
 
-    curves: label -> (steps (P,), returns (S, P)); labels may have different P and S. Any
-    x-axis works (`xlabel`); `logy` draws the y-axis on a log scale.
-    Returns the path written.
+    curves: label -> (steps (P,), values (S, P)); labels may have different P and S. Any
+    x-axis works (`xlabel`). yscale: "linear" or "log" (non-positive values are then left out
+    of the drawing). Returns the path written.
     """
-    return plot_panels({title: curves}, path, ylabel=ylabel, xlabel=xlabel, logy=logy)
+    return plot_panels({title: curves}, path, ylabel=ylabel, xlabel=xlabel, yscale=yscale)
 
 
-def plot_panels(panels: dict, path, ylabel: str, xlabel: str = "environment steps",
-                logy: bool = False) -> Path:
-    """Side-by-side panels of `plot_learning_curves` (title -> curves), sharing the y-axis; one PNG."""
-    fig = Figure(figsize=(6.4 * len(panels), 4.2))
+def plot_panels(panels: dict, path, ylabel: str = "evaluation return", xlabel: str = "environment steps",
+                yscale: str = "linear", columns: int = 4) -> Path:
+    """One axes per panel (e.g. per environment), laid out in rows of at most `columns`.
+
+    panels: title -> curves, each curves as in `plot_learning_curves`. Returns the path written.
+    """
+    if not panels:
+        raise ValueError("nothing to plot: no panels")
+    cols = min(columns, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(6.4 * cols, 4.2 * rows))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    for ax, (title, curves) in zip(axes, panels.items()):
-        for label, (steps, returns) in curves.items():
-            steps = np.asarray(steps)
-            mean, lo, hi = confidence_band(returns)
-            (line,) = ax.plot(steps, mean, label=f"{label} (n={np.shape(returns)[0]})")
-            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
-        ax.set_xlabel(xlabel)
-        if logy:
-            ax.set_yscale("log")
+    for i, (title, curves) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _draw(ax, curves, ylabel, xlabel, yscale)
         ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-        if curves:
-            ax.legend(loc="best")
-    axes[0].set_ylabel(ylabel)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120, format="png")

@@ -197,7 +197,7 @@ def make_train(config: Config) -> Trainer:
             j, key = inputs
             sample_key, update_key = jax.random.split(key)
             batch = replay.sample(state.buffer, sample_key, c.batch_size)
-            update_actor = (first_update + j + 1) % c.policy_delay == 0
+            update_actor = jnp.logical_and(c.train_actor, (first_update + j + 1) % c.actor_delay == 0)
             return agent.update_step(agent_state, state.model, batch, update_key, update_actor,
                                      state.reward_model)
 

@@ -4,6 +4,8 @@ The algorithm is fixed by two static choices (see `configs.ALGO_SPECS`):
   critic loss        `td` (Huber TD error)  |  `mage` (Huber ‖∇ₐδ‖ + λ Huber δ)
   transition source  `real` (buffer s, a, r, s')  |  `imagined` (buffer s, a = π(s), ŝ ~ model)
 MAGE-TD3 = mage + imagined, Dyna-TD3 = td + imagined, TD3 and TD3-UTD = td + real.
+MAGE-DDPG = mage + imagined with one critic and no target-policy smoothing (its actor steps
+every update: `Config.actor_delay`).
 Imagination's next state comes from the ensemble or the env's oracle (`config.model`), its reward
 from the env or a learned r̂ (`config.reward`); with `config.horizon = k > 1` the target rolls
 the model k steps before bootstrapping (k-step MAGE; k-step Dyna is MVE-like).
@@ -33,7 +35,7 @@ from magejax.reward_model import RewardModel, RewardState
 class AgentState:
     actor_params: chex.ArrayTree
     actor_target: chex.ArrayTree
-    critic_params: chex.ArrayTree   # twin critics, leading axis 2
+    critic_params: chex.ArrayTree   # leading axis: number of critics (2 twin, 1 for DDPG)
     critic_target: chex.ArrayTree
     actor_opt_state: chex.ArrayTree
     critic_opt_state: chex.ArrayTree
@@ -86,13 +88,20 @@ class Agent:
         actor_key, critic_key = jax.random.split(key)
         env, c = self.env, self.config
         actor_params = actor.init(actor_key, env.obs_size, env.action_size, c.actor_hidden)
-        critic_params = critic.init(critic_key, env.obs_size, env.action_size, c.critic_hidden)
+        critic_params = critic.init(critic_key, env.obs_size, env.action_size, c.critic_hidden,
+                                    c.spec.num_critics)
         return AgentState(actor_params=actor_params, actor_target=actor_params,
                           critic_params=critic_params, critic_target=critic_params,
                           actor_opt_state=self.actor_optimizer.init(actor_params),
                           critic_opt_state=self.critic_optimizer.init(critic_params))
 
     # ------------------------------------------------------------ imagination
+    def smoothing_noise(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """TD3's target-policy smoothing noise; zeros for algorithms without it (DDPG)."""
+        c = self.config
+        scale = c.target_noise if c.spec.target_smoothing else 0.0
+        return critic.smoothing_noise(key, shape, scale, c.target_noise_clip)
+
     def imagined_next_obs(self, model: ModelState | None, obs: jax.Array, action: jax.Array,
                           key: jax.Array) -> jax.Array:
         """ŝ' (B, O) from obs (B, O), action (B, A): the ensemble's reparameterised sample, or,
@@ -132,8 +141,7 @@ class Agent:
         """
         model_key, noise_key = jax.random.split(key)
         c, env = self.config, self.env
-        noise = critic.smoothing_noise(noise_key, (obs.shape[0], env.action_size), c.target_noise,
-                                       c.target_noise_clip)
+        noise = self.smoothing_noise(noise_key, (obs.shape[0], env.action_size))
         _, twin_q = self.q_fns
         k = c.horizon
         step_keys = [model_key] if k == 1 else list(jax.random.split(model_key, k))
@@ -171,7 +179,7 @@ class Agent:
         c, spec = self.config, self.config.spec
         q_single, twin_q = self.q_fns
         if spec.transitions == "real":
-            noise = critic.smoothing_noise(key, batch.action.shape, c.target_noise, c.target_noise_clip)
+            noise = self.smoothing_noise(key, batch.action.shape)
             target = critic.td_target(state.critic_target, state.actor_target, batch.reward,
                                       batch.next_obs, batch.terminated, noise, gamma=c.gamma,
                                       pi=self.pi, twin_q=twin_q)

@@ -1,0 +1,86 @@
+"""Fig. 7 (Appendix B.3) — smaller dynamics models hurt MAGE less than Dyna-TD3.
+
+Paper: Pusher, MAGE-TD3 and Dyna-TD3 with three models: the default ensemble of 8 members of
+4 hidden layers × 512; "-small": 2 members, 4 × 256; "-smaller": 1 model, 2 × 256. 1e5 steps,
+5 seeds, λ = 0.05. Claim: MAGE is robust to the smaller model (a reasonable impact only for the
+smallest), and more robust than Dyna-TD3.
+
+--scale paper: exactly that, on Pusher.
+--scale cpu:   Pendulum instead of Pusher (CartPole and Pendulum are our only cheap envs), with
+               the paper's reductions applied to the Pendulum model of the cpu scale, 8 × 2×64:
+               "-small" = 2 members × 2×32 (members ÷4, width ÷2), "-smaller" = 1 × 1×32 (one
+               model, half the depth). 1000 env steps, evaluation every 100,
+               3 seeds; actor and critic 2×64, batch 128.
+--scale tiny:  seconds, for tests (the tiny model 4 × 2×16, reduced the same way).
+
+Check (the paper's claim; the issue sets no bar): for each reduced model, MAGE's AUC loss
+relative to its default model is at most Dyna-TD3's.
+
+    python experiments/fig7_model_capacity.py --scale cpu
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+from magejax import experiment as ex
+from magejax import figures as fig
+
+ALGOS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3"}
+CPU_STEPS, CPU_EVAL_EVERY = 1_000, 100
+LAM = 0.05
+ENV = {"tiny": "pendulum", "cpu": "pendulum", "paper": "pusher"}
+# (ensemble_size, model_hidden) of each capacity, per scale.
+MODELS = {
+    "paper": {"default": (8, (512,) * 4), "small": (2, (256,) * 4), "smaller": (1, (256,) * 2)},
+    "cpu": {"default": (8, (64, 64)), "small": (2, (32, 32)), "smaller": (1, (32,))},
+    "tiny": {"default": (4, (16, 16)), "small": (2, (8, 8)), "smaller": (1, (8,))},
+}
+
+
+def config(scale: str, algo: str, capacity: str):
+    members, hidden = MODELS[scale][capacity]
+    model = dict(ensemble_size=members, model_hidden=hidden, lam=LAM)
+    if scale == "paper":
+        return ex.scaled_config(scale, ENV[scale], algo, total_steps=100_000, eval_every=1_000, **model)
+    return ex.scaled_config(scale, ENV[scale], algo, cpu=dict(total_steps=CPU_STEPS, eval_every=CPU_EVAL_EVERY),
+                            **model)
+
+
+def conditions(scale: str) -> list[ex.Condition]:
+    env = ENV[scale]
+    return [ex.Condition(f"{env}/{algo}-{capacity}", f"{label}{'' if capacity == 'default' else '-' + capacity}",
+                         env, partial(config, scale, algo, capacity))
+            for algo, label in ALGOS.items() for capacity in MODELS[scale]]
+
+
+def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+    env, out = ENV[scale], []
+    for capacity in ("small", "smaller"):
+        claim = f"Fig. 7 {env} [{scale}] (paper's claim, no issue bar): the {capacity} model costs MAGE no more AUC than Dyna-TD3"
+        loss = {}
+        for algo in ALGOS:
+            base = fig.stat(summaries, f"{env}/{algo}-default")
+            reduced = fig.stat(summaries, f"{env}/{algo}-{capacity}")
+            if base is None or reduced is None or base["mean"] is None or reduced["mean"] is None:
+                break
+            loss[algo] = base["mean"] - reduced["mean"]
+        if len(loss) < 2:
+            out.append(fig.Bar(claim, None, "not run, or non-finite: a default or reduced run is missing"))
+            continue
+        holds = loss["mage"] <= loss["dyna"]
+        out.append(fig.Bar(claim, holds, f"AUC lost to the {capacity} model: MAGE-TD3 {loss['mage']:.4g}, "
+                                        f"Dyna-TD3 {loss['dyna']:.4g} (default minus reduced, means over seeds)"))
+    return out
+
+
+FIGURE = fig.Figure(name="fig7_model_capacity", title="Fig. 7: model capacity, MAGE-TD3 vs Dyna-TD3",
+                    conditions=conditions, seeds={"tiny": 2, "cpu": 3, "paper": 5}, bars=bars)
+
+
+def main(argv=None) -> dict:
+    return fig.run_figure(FIGURE, argv, results=Path(__file__).resolve().parent / "results")
+
+
+if __name__ == "__main__":
+    main()

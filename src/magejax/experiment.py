@@ -1,0 +1,250 @@
+"""Running one experiment condition: seeds vmapped, chunk by chunk, files and statistics out.
+
+A `Condition` is a name and a `Config`. Each condition runs with its seeds
+vmapped in one compiled program (`jax.vmap(trainer.start)`, then `jax.vmap(trainer.run_chunk)`
+once per evaluation — the chunked form of `jax.vmap(trainer.train)` over
+`jax.random.split(PRNGKey(seed), seeds)`). After every chunk the rows of all seeds are appended
+to the condition's `metrics.jsonl` and `metrics.csv` and flushed, and a progress line is printed,
+so an interrupted run keeps every evaluation it finished. A condition whose `summary.json`
+matches its config and seeds is not run again: re-running a script resumes an interrupted sweep
+at the condition it stopped in (`--rerun` runs everything again).
+
+Files of a condition, under the figure's output directory (`magejax.figures`):
+  <condition>/config.json, metrics.jsonl, metrics.csv, summary.json
+
+Statistics (`curve_stats`), per seed and then mean with the 95% Student-t interval over seeds:
+`final` is the last evaluation; `auc` the area under the curve divided by its length in env
+steps (the mean value over training, in the metric's own units), over the evaluations finite in
+every seed; `max` the best evaluation (the TD3 paper's "maximum average return").
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from magejax import configs, metrics_io, plotting
+from magejax.configs import Config
+
+SCALES = ("tiny", "cpu", "paper")
+"""tiny: CI-sized networks and runs (seconds, for tests); cpu: small enough for a 2-core CPU in
+minutes; paper: the paper's settings (an accelerator)."""
+
+SUMMARY_FILE = "summary.json"
+CSV_FILE = "metrics.csv"
+
+# The cpu scale's networks and batch, shared by every figure: chosen from measured per-step
+# costs on the 2-core CPU (experiments/README.md). Everything else keeps the paper's value.
+CPU_SIZES = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), batch_size=128, model_hidden=(64, 64))
+
+
+def scaled_config(scale: str, env: str, algo: str, *, cpu: dict | None = None, **overrides) -> Config:
+    """The configuration of `algo` on `env` at `scale`.
+
+    paper: `configs.preset(env, algo)` with `overrides`; tiny: the tiny preset with `overrides`
+    (the run's length and schedule stay tiny, so only behavioural overrides should be given);
+    cpu: the paper preset with `CPU_SIZES`, then `cpu` (the figure's cpu-scale schedule: steps,
+    evaluation interval, ...), then `overrides`.
+    """
+    if scale == "paper":
+        return configs.preset(env, algo, "paper", **overrides)
+    if scale == "tiny":
+        return configs.preset(env, algo, "tiny", **overrides)
+    if scale == "cpu":
+        return configs.preset(env, algo, "paper", **{**CPU_SIZES, **(cpu or {}), **overrides})
+    raise configs.ConfigError(f"scale: unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One curve of a figure: `name` is its results subdirectory (unique in the figure), `label`
+    its legend entry, `panel` the plot panel it is drawn in (e.g. its environment).
+
+    `make` builds the config only when asked (`config()`), so that one condition whose
+    environment is not available does not stop the others from running or being listed.
+    """
+
+    name: str
+    label: str
+    panel: str
+    make: Callable[[], Config]
+    seeds: int | None = None  # None: the figure's count for the scale (a --seeds flag overrides both)
+
+    def config(self) -> Config:
+        return self.make()
+
+
+Probe = Callable[["object"], Callable]
+"""Extra per-evaluation metrics: `probe(trainer)` returns `fn(train_state, key) -> {name: ()}`
+for ONE seed; the runner vmaps and jits it and calls it at every evaluation."""
+
+
+# ------------------------------------------------------------------------------------ statistics
+
+def _mean_ci(per_seed: np.ndarray) -> dict:
+    mean, lo, hi = (float(x[0]) for x in plotting.confidence_band(per_seed[:, None]))
+    return {"mean": _finite_or_none(mean), "ci95": [_finite_or_none(lo), _finite_or_none(hi)],
+            "std": _finite_or_none(float(np.std(per_seed, ddof=1))) if len(per_seed) > 1 else None,
+            "per_seed": [_finite_or_none(float(x)) for x in per_seed]}
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def curve_stats(steps: np.ndarray, values: np.ndarray) -> dict:
+    """`final`, `auc` and `max` of a curve (see the module docstring). values: (S, P)."""
+    steps = np.asarray(steps, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.all(np.isfinite(values), axis=0)
+    if finite.sum() >= 2:
+        s, v = steps[finite], values[:, finite]
+        auc = np.trapezoid(v, s, axis=1) / (s[-1] - s[0])
+    else:
+        auc = np.full(values.shape[0], np.nan)
+    best = np.where(finite.any(), np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1), np.nan)
+    return {"final": _mean_ci(values[:, -1]), "auc": _mean_ci(auc), "max": _mean_ci(best),
+            "env_steps": [int(steps[0]), int(steps[-1])], "finite_evaluations": int(finite.sum())}
+
+
+# ------------------------------------------------------------------------------------ files
+
+class CsvRows:
+    """`metrics.csv`: columns env_step, seed, then the metric names; one row per (step, seed)."""
+
+    def __init__(self, path: Path, names: Sequence[str]):
+        self.names = list(names)
+        self._file = open(path, "w", newline="")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(["env_step", "seed"] + self.names)
+        self._file.flush()
+
+    def write_rows(self, env_step: int, row: dict) -> None:
+        columns = [np.asarray(row[n], dtype=np.float64).reshape(-1) for n in self.names]
+        for seed in range(len(columns[0])):
+            self._csv.writerow([env_step, seed] + [repr(float(c[seed])) for c in columns])
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _run_settings(seeds: int, base_seed: int, cond: Condition, scale: str) -> dict:
+    return {"seeds": seeds, "seed": base_seed, "label": cond.label, "panel": cond.panel, "scale": scale}
+
+
+def _finished(run_dir: Path, config: Config, settings: dict) -> bool:
+    """True when `run_dir` holds a complete run of exactly this config, seed count and base seed
+    (labels only change plots, so they do not count)."""
+    try:
+        if not (run_dir / SUMMARY_FILE).exists():
+            return False
+        saved = metrics_io.read_run_settings(run_dir) or {}
+        return metrics_io.read_config(run_dir) == config and all(
+            saved.get(k) == settings.get(k) for k in ("seeds", "seed"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+# ------------------------------------------------------------------------------------ one condition
+
+def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0, scale: str = "",
+                  probe: Probe | None = None, metrics: Sequence[str] = ("eval_return",),
+                  rerun: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Run (or reuse) one condition; returns its summary (also written to `summary.json`)."""
+    import jax
+    import jax.numpy as jnp
+
+    from magejax.train import METRIC_NAMES, make_train
+
+    run_dir = out / cond.name
+    c = cond.config()
+    settings = _run_settings(seeds, base_seed, cond, scale)
+    if not rerun and _finished(run_dir, c, settings):
+        log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {run_dir}")
+        return json.loads((run_dir / SUMMARY_FILE).read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)  # a stale summary must not outlive a rerun
+    metrics_io.write_config(run_dir, c, settings)
+
+    t0 = time.perf_counter()
+    trainer = make_train(c)
+    keys = jax.random.split(jax.random.PRNGKey(base_seed), seeds)
+    start = jax.jit(jax.vmap(trainer.start))
+    chunk = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
+    probe_fn = jax.jit(jax.vmap(probe(trainer))) if probe is not None else None
+    # Probe keys are fixed per evaluation and seed, independent of training's own keys.
+    probe_keys = lambda i: jax.random.split(jax.random.fold_in(jax.random.PRNGKey(base_seed + 1), i), seeds)
+
+    def row_of(state, row, i) -> dict:
+        row = {name: np.asarray(row[name]) for name in METRIC_NAMES}
+        if probe_fn is not None:
+            row.update({k: np.asarray(v) for k, v in probe_fn(state, probe_keys(i)).items()})
+        return row
+
+    state, first = start(keys)
+    first = row_of(state, first, 0)
+    names = list(first)
+    run_chunk = chunk.lower(state, jnp.int32(0)).compile()  # the chunk index is traced: one compile
+    compile_s = time.perf_counter() - t0
+    log(f"[{cond.name}] {c.env} {c.algo}: {seeds} seed(s), {c.total_steps} env steps, "
+        f"evaluation every {c.eval_every}; compiled in {compile_s:.1f} s")
+
+    writer = metrics_io.MetricsWriter(run_dir)
+    table = CsvRows(run_dir / CSV_FILE, names)
+    train_s = 0.0
+    try:
+        writer.write_rows(0, first)
+        table.write_rows(0, first)
+        for i in range(c.num_chunks):
+            t = time.perf_counter()
+            state, row = run_chunk(state, jnp.int32(i))
+            row = row_of(state, row, i + 1)
+            train_s += time.perf_counter() - t
+            step = (i + 1) * c.eval_every
+            writer.write_rows(step, row)
+            table.write_rows(step, row)
+            rate = step / train_s
+            extra = "".join(f" | {k} {np.mean(row[k]):.4g}" for k in metrics if k != "eval_return")
+            log(f"[{cond.name}] step {step}/{c.total_steps} | eval return {np.mean(row['eval_return']):.1f} "
+                f"(mean of {seeds}){extra} | {rate:.1f} env steps/s per seed | elapsed "
+                f"{hms(time.perf_counter() - t0)} | ETA {hms(train_s / (i + 1) * (c.num_chunks - i - 1))}")
+            bad = np.flatnonzero((np.asarray(row["nonfinite_losses"]) > 0) | ~np.isfinite(row["eval_return"]))
+            if bad.size:
+                log(f"[{cond.name}] WARNING: non-finite loss or return at step {step} in seed(s) "
+                    f"{', '.join(map(str, bad))}; the run goes on, the summary shows NaN")
+    finally:
+        writer.close()
+        table.close()
+
+    summary = summarize_condition(run_dir, cond.name, metrics)
+    summary.update(wall_s=time.perf_counter() - t0, compile_s=compile_s, train_s=train_s,
+                   env_steps_per_s_per_seed=c.total_steps / train_s if train_s > 0 else None)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summarize_condition(run_dir: Path, name: str, metrics: Sequence[str]) -> dict:
+    """Statistics of `metrics` from the rows on disk (so they always agree with the files)."""
+    config = metrics_io.read_config(run_dir)
+    settings = metrics_io.read_run_settings(run_dir) or {}
+    rows = metrics_io.read_metrics(run_dir)
+    stats = {}
+    for metric in dict.fromkeys(("eval_return",) + tuple(metrics)):
+        steps, values = metrics_io.curves_from_metrics(rows, metric)
+        stats[metric] = curve_stats(steps, values)
+    return {"name": name, "label": settings.get("label"), "panel": settings.get("panel"),
+            "env": config.env, "algo": config.algo, "seeds": settings.get("seeds"),
+            "env_steps": config.total_steps, "evaluated_to": int(steps[-1]),
+            "nonfinite_losses": sum(r.get("nonfinite_losses") or 0 for r in rows), "stats": stats}

@@ -1,0 +1,266 @@
+"""A figure or table of the paper as a script: its conditions, checks and plots, and the
+command line every script in `experiments/` shares (`run_figure`).
+
+Files under `--out` (default `experiments/results/<figure>/` at cpu scale, `<figure>_<scale>/`
+otherwise), besides each condition's directory (`magejax.experiment`):
+  summary.json, summary.md    every condition's statistics and the figure's checks ("bars")
+  <metric>.png                mean and 95% confidence band over seeds, one panel per env
+  log.txt                     every line the script printed, appended run after run
+
+A `Bar` is a pass/fail check of a claim, computed from the summaries only (never tuned): the
+scripts print each as one line `BAR <claim>: HOLDS|FAILS|NOT EVALUATED — <numbers>`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+from magejax import configs, metrics_io, plotting
+from magejax.experiment import SCALES, SUMMARY_FILE, Condition, Probe, hms, run_condition, summarize_condition
+
+LOG_FILE = "log.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bar:
+    """A pass/fail check of a claim: `holds` None when its inputs were not run. `info=True`
+    marks a line that only reports numbers (no pass/fail)."""
+
+    claim: str
+    holds: bool | None
+    detail: str
+    info: bool = False
+
+    def line(self) -> str:
+        if self.info:
+            return f"INFO {self.claim}: {self.detail}"
+        verdict = {True: "HOLDS", False: "FAILS", None: "NOT EVALUATED"}[self.holds]
+        return f"BAR {self.claim}: {verdict} — {self.detail}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plot:
+    """One PNG: `metric` per panel, mean and 95% band over seeds."""
+
+    metric: str = "eval_return"
+    ylabel: str = "evaluation return"
+    yscale: str = "linear"
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """What a script declares; `run_figure` does the rest.
+
+    conditions: scale -> the conditions to run. seeds: default seed count per scale.
+    bars: (summaries by condition name, scale) -> checks of the claim, printed and saved.
+    metrics: summarised besides eval_return. probe: extra per-evaluation metrics.
+    """
+
+    name: str
+    title: str
+    conditions: Callable[[str], list[Condition]]
+    seeds: dict
+    bars: Callable[[dict, str], list[Bar]]
+    plots: tuple[Plot, ...] = (Plot(),)
+    metrics: tuple[str, ...] = ()
+    probe: Probe | None = None
+
+
+def parse_args(figure: Figure, argv=None, description: str | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description or figure.title)
+    p.add_argument("--scale", choices=SCALES, default="cpu",
+                   help="tiny: seconds (tests); cpu: minutes on a 2-core CPU; paper: the paper's settings")
+    p.add_argument("--seeds", type=int, help="seeds per condition (default: the figure's for the scale)")
+    p.add_argument("--seed", type=int, default=0, help="base seed: seed i uses split(PRNGKey(seed))[i]")
+    p.add_argument("--out", type=Path, help="results directory (default: experiments/results/<figure>, "
+                                            "or <figure>_<scale> for the tiny and paper scales)")
+    p.add_argument("--steps", type=int, metavar="N", help="override every condition's env steps")
+    p.add_argument("--eval-every", type=int, metavar="N", help="override every condition's evaluation interval")
+    p.add_argument("--only", nargs="+", metavar="TEXT",
+                   help="run only the conditions whose name contains one of these strings (the "
+                        "figure's summary and checks then cover only those)")
+    p.add_argument("--rerun", action="store_true", help="run conditions again even if finished")
+    p.add_argument("--summarize-only", action="store_true",
+                   help="run nothing: summarise, plot and check what is already under --out")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--compile-cache", metavar="DIR|off",
+                   help="JAX's persistent compilation cache (default: experiments/.jax_cache): a "
+                        "rerun, and a program another figure already compiled, skip XLA's 15-50 s "
+                        "per condition; 'off' disables it")
+    args = p.parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds: must be >= 1, got {args.seeds}")
+    return args
+
+
+def _overridden(cond: Condition, changes: dict) -> Condition:
+    """`cond` whose config gets `changes` (validated when the run builds its trainer)."""
+    if not changes:
+        return cond
+    return dataclasses.replace(cond, make=lambda: configs.validate(cond.make().replace(**changes)))
+
+
+def enable_compile_cache(path: Path) -> None:
+    """Cache every compiled program of this process on disk (JAX's persistent cache)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def default_out(figure: Figure, scale: str, results: Path) -> Path:
+    """cpu scale writes to results/<figure>/, the others to results/<figure>_<scale>/, so a
+    tiny smoke run never overwrites a measurement."""
+    return results / (figure.name if scale == "cpu" else f"{figure.name}_{scale}")
+
+
+def run_figure(figure: Figure, argv=None, results: Path = Path("experiments/results")) -> dict:
+    """Parse the command line, run the figure's conditions, then summarise, plot and check.
+
+    results: where default output directories go (scripts pass their own `results/`).
+    Returns the figure's summary (also in `<out>/summary.json`).
+    """
+    args = parse_args(figure, argv)
+    if args.compile_cache != "off":
+        enable_compile_cache(Path(args.compile_cache) if args.compile_cache else results.parent / ".jax_cache")
+    out = args.out or default_out(figure, args.scale, results)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = open(out / LOG_FILE, "a")
+
+    def log(line: str) -> None:
+        log_file.write(line + "\n")
+        log_file.flush()
+        if not args.quiet:
+            print(line, flush=True)
+
+    try:
+        return _run(figure, args, out, log)
+    finally:
+        log_file.close()
+
+
+def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str], None]) -> dict:
+    seeds = figure.seeds[args.scale]
+    log(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {figure.name} --scale {args.scale}")
+    changes = {k: v for k, v in (("total_steps", args.steps), ("eval_every", args.eval_every)) if v is not None}
+    conditions = [_overridden(cond, changes) for cond in figure.conditions(args.scale)]
+    names = [cond.name for cond in conditions]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{figure.name}: condition names are not unique: {names}")
+    if args.only:
+        conditions = [cond for cond in conditions if any(s in cond.name for s in args.only)]
+    metrics = ("eval_return",) + tuple(figure.metrics)
+
+    summaries, skipped = {}, {}
+    t0 = time.perf_counter()
+    for k, cond in enumerate(conditions):
+        if args.summarize_only:
+            if (out / cond.name / metrics_io.METRICS_FILE).exists():
+                summaries[cond.name] = summarize_condition(out / cond.name, cond.name, metrics)
+            continue
+        log(f"== {figure.name} [{args.scale}] condition {k + 1}/{len(conditions)}: {cond.name} "
+            f"(elapsed {hms(time.perf_counter() - t0)})")
+        try:
+            cond.config()
+        except (configs.ConfigError, ValueError) as e:  # e.g. an environment not registered here
+            log(f"[{cond.name}] SKIPPED: cannot build its config: {e}")
+            skipped[cond.name] = str(e)
+            continue
+        summaries[cond.name] = run_condition(cond, out, seeds=args.seeds or cond.seeds or seeds,
+                                             base_seed=args.seed,
+                                             scale=args.scale, probe=figure.probe, metrics=metrics,
+                                             rerun=args.rerun, log=log)
+    return finish_figure(figure, out, args.scale, conditions, summaries, log, skipped)
+
+
+def finish_figure(figure: Figure, out: Path, scale: str, conditions: list[Condition], summaries: dict,
+                  log: Callable[[str], None] = print, skipped: dict | None = None) -> dict:
+    """Plots, checks and the figure's summary files from the conditions' results."""
+    ran = [cond for cond in conditions if cond.name in summaries]
+    plots = []
+    for plot in figure.plots:
+        panels: dict = {}
+        for cond in ran:
+            rows = metrics_io.read_metrics(out / cond.name)
+            if rows and plot.metric in rows[0]:
+                panels.setdefault(cond.panel, {})[cond.label] = metrics_io.curves_from_metrics(rows, plot.metric)
+        if panels:
+            path = plotting.plot_panels(panels, out / f"{plot.metric}.png", ylabel=plot.ylabel,
+                                        yscale=plot.yscale)
+            plots.append(path.name)
+    bars = figure.bars(summaries, scale)
+    for bar in bars:
+        log(bar.line())
+    doc = {"figure": figure.name, "title": figure.title, "scale": scale,
+           "conditions": summaries, "skipped": skipped or {},
+           "bars": [dataclasses.asdict(b) for b in bars], "plots": plots}
+    (out / SUMMARY_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "summary.md").write_text(summary_table(figure, scale, ran, summaries, bars))
+    log(f"{figure.name}: results in {out}")
+    return doc
+
+
+def fmt(stat: dict) -> str:
+    """"mean (lo .. hi)" of a `curve_stats` entry."""
+    mean, (lo, hi) = stat["mean"], stat["ci95"]
+    if mean is None:
+        return "n/a"
+    return f"{mean:.4g} ({lo:.4g} .. {hi:.4g})" if lo is not None else f"{mean:.4g}"
+
+
+def summary_table(figure: Figure, scale: str, conditions: list[Condition], summaries: dict,
+                  bars: list[Bar]) -> str:
+    """Markdown: one row per condition and summarised metric, then the checks."""
+    lines = [f"# {figure.title} ({scale} scale)", "",
+             "| condition | seeds | env steps | metric | final (95% CI) | AUC (95% CI) | max (95% CI) | env steps/s per seed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cond in conditions:
+        s = summaries[cond.name]
+        rate = s.get("env_steps_per_s_per_seed")
+        for metric, st in s["stats"].items():
+            lines.append(f"| {cond.name} | {s['seeds']} | {s['env_steps']} | {metric} | {fmt(st['final'])} "
+                         f"| {fmt(st['auc'])} | {fmt(st['max'])} | {'n/a' if rate is None else f'{rate:.2f}'} |")
+    lines += ["", *[f"- {b.line()}" for b in bars], ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ checks
+
+def stat(summaries: dict, name: str, metric: str = "eval_return", which: str = "auc") -> dict | None:
+    """summaries[name]["stats"][metric][which], or None if that condition did not run."""
+    s = summaries.get(name)
+    return None if s is None else s["stats"][metric][which]
+
+
+def compare_bar(claim: str, summaries: dict, better: str, worse: str, *, metric: str = "eval_return",
+                which: str = "auc", what: str = "AUC of the evaluation return") -> Bar:
+    """Holds if `better`'s mean `which` is >= `worse`'s (means over seeds, CIs shown)."""
+    a, b = stat(summaries, better, metric, which), stat(summaries, worse, metric, which)
+    if a is None or b is None:
+        missing = [n for n, x in ((better, a), (worse, b)) if x is None]
+        return Bar(claim, None, f"not run: {', '.join(missing)}")
+    if a["mean"] is None or b["mean"] is None:
+        return Bar(claim, False, f"{what}: non-finite ({better} {fmt(a)}, {worse} {fmt(b)})")
+    holds = a["mean"] >= b["mean"]
+    return Bar(claim, holds, f"{what}: {better} {fmt(a)} {'>=' if holds else '<'} {worse} {fmt(b)} "
+                             f"(mean over seeds, 95% CI)")
+
+
+def ratio_bar(claim: str, summaries: dict, low: str, high: str, factor: float, *, metric: str,
+              which: str = "final") -> Bar:
+    """Holds if `high`'s mean `which` of `metric` is at least `factor` times `low`'s (both > 0)."""
+    a, b = stat(summaries, low, metric, which), stat(summaries, high, metric, which)
+    if a is None or b is None:
+        missing = [n for n, x in ((low, a), (high, b)) if x is None]
+        return Bar(claim, None, f"not run: {', '.join(missing)}")
+    if a["mean"] is None or b["mean"] is None or a["mean"] < 0 or b["mean"] <= 0:
+        return Bar(claim, False, f"{which} {metric}: not positive and finite ({low} {fmt(a)}, {high} {fmt(b)})")
+    ratio = b["mean"] / a["mean"] if a["mean"] > 0 else math.inf
+    holds = ratio >= factor
+    return Bar(claim, holds, f"{which} {metric}: {high} {fmt(b)} / {low} {fmt(a)} = {ratio:.3g} "
+                             f"{'>=' if holds else '<'} {factor:g} (means over seeds, 95% CI)")

@@ -1,0 +1,238 @@
+"""The experiment scripts and their shared runner: statistics by hand, every script's conditions
+and checks, and real tiny runs (files written, summaries equal to the metrics on disk, an
+interrupted condition keeps its rows and resumes)."""
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from magejax import configs, envs, experiment, figures, metrics_io
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+SCRIPTS = ("fig2_sample_efficiency", "fig3_action_gradient_error", "fig4_learned_reward",
+           "fig5_lambda_zero", "fig7_model_capacity", "fig8_lambda_sweep", "table1_halfcheetah")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def script(name: str):
+    if str(EXPERIMENTS) not in sys.path:
+        sys.path.insert(0, str(EXPERIMENTS))
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache for this module: a program compiled once (a rerun, a
+    resumed condition) loads from disk instead of recompiling."""
+    path = tmp_path_factory.mktemp("jax_cache")
+    figures.enable_compile_cache(path)
+    return path
+
+
+# ------------------------------------------------------------------------------ statistics
+
+def test_curve_stats_by_hand():
+    steps = np.array([0, 100, 300])
+    values = np.array([[0.0, 2.0, 4.0], [2.0, 2.0, 2.0]])
+    st = experiment.curve_stats(steps, values)
+    # Seed 0: trapezoid (0+2)/2·100 + (2+4)/2·200 = 700 over 300 steps; seed 1: 2.
+    np.testing.assert_allclose(st["auc"]["per_seed"], [700 / 300, 2.0])
+    assert st["final"]["per_seed"] == [4.0, 2.0] and st["final"]["mean"] == 3.0
+    assert st["max"]["per_seed"] == [4.0, 2.0]
+    # Two seeds: t_{0.975,1} = 12.706205, std(ddof=1) of (4, 2) = √2, half-width 12.706205·√2/√2.
+    assert st["final"]["ci95"] == pytest.approx([3.0 - 12.706205, 3.0 + 12.706205], abs=1e-5)
+
+
+def test_curve_stats_skip_columns_not_finite_in_every_seed():
+    steps = np.array([0, 100, 200, 300])
+    values = np.array([[np.nan, 1.0, 3.0, 5.0], [np.nan, 1.0, np.nan, 5.0]])
+    st = experiment.curve_stats(steps, values)
+    assert st["finite_evaluations"] == 2
+    np.testing.assert_allclose(st["auc"]["per_seed"], [3.0, 3.0])  # the curve through 100 and 300
+    assert st["max"]["per_seed"] == [5.0, 5.0]
+
+
+# ------------------------------------------------------------------------------ every script
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_documents_both_scales_and_builds_valid_conditions(name):
+    mod = script(name)
+    doc = mod.__doc__
+    assert "--scale paper" in doc and "--scale cpu" in doc
+    # The docstring states the cpu scale's numbers; this keeps it from drifting from the code.
+    cpu = mod.conditions("cpu")[0]
+    try:
+        config = cpu.config()
+    except configs.ConfigError:
+        config = None  # table1: HalfCheetah not registered here
+    if config is not None:
+        assert f"{config.total_steps} env steps" in doc and f"every {config.eval_every}" in doc
+    for scale in experiment.SCALES:
+        conds = mod.conditions(scale)
+        assert conds and len({c.name for c in conds}) == len(conds)
+        for cond in conds:
+            try:
+                config = cond.config()
+            except configs.ConfigError as e:
+                assert "unknown environment" in str(e)  # only a Brax env missing here may fail
+                continue
+            assert config.env in envs.names()
+            if scale == "tiny":
+                assert config.total_steps == configs.TINY["total_steps"]
+
+
+def test_cpu_scale_is_the_paper_config_with_the_documented_changes():
+    fig2 = script("fig2_sample_efficiency")
+    cpu = fig2.config("cpu", "pendulum", "mage")
+    paper = fig2.config("paper", "pendulum", "mage")
+    changed = {k for k, v in cpu.to_dict().items() if paper.to_dict()[k] != v}
+    assert changed == {"total_steps", "eval_every", "actor_hidden", "critic_hidden", "batch_size", "model_hidden"}
+    assert cpu.lam == paper.lam == 0.2 and cpu.num_updates == 10 and cpu.model_train_batches == 120
+
+
+def _summaries(values: dict, metric: str = "eval_return") -> dict:
+    """Fake condition summaries: condition name -> a flat curve near `value` (3 seeds)."""
+    steps = np.array([0, 100, 200])
+    out = {}
+    for name, value in values.items():
+        curves = value + np.array([[-0.01], [0.0], [0.01]]) * abs(value) + np.zeros((3, 3))
+        stats = {"eval_return": experiment.curve_stats(steps, curves)}
+        stats[metric] = experiment.curve_stats(steps, curves)
+        out[name] = {"seeds": 3, "env_steps": 200, "stats": stats}
+    return out
+
+
+@pytest.mark.parametrize("name, metric, good, bad, verdict_index", [
+    ("fig2_sample_efficiency", "eval_return", {"pendulum/mage": -200.0, "pendulum/dyna": -900.0},
+     {"pendulum/mage": -900.0, "pendulum/dyna": -200.0}, 0),
+    ("fig3_action_gradient_error", "action_grad_error", {"pendulum/mage": 1.0, "pendulum/dyna": 6.0},
+     {"pendulum/mage": 1.0, "pendulum/dyna": 4.0}, 0),
+    ("fig4_learned_reward", "eval_return", {"pendulum/mage-true": -300.0, "pendulum/mage-learned": -300.5},
+     {"pendulum/mage-true": -300.0, "pendulum/mage-learned": -900.0}, 0),
+    ("fig5_lambda_zero", "q_action_grad_norm", {"pendulum/lam0": 0.009, "pendulum/lam0.05": 1.0},
+     {"pendulum/lam0": 0.011, "pendulum/lam0.05": 1.0}, 0),
+    ("fig7_model_capacity", "eval_return",
+     {"pendulum/mage-default": -300.0, "pendulum/mage-small": -350.0, "pendulum/mage-smaller": -400.0,
+      "pendulum/dyna-default": -500.0, "pendulum/dyna-small": -600.0, "pendulum/dyna-smaller": -900.0},
+     {"pendulum/mage-default": -300.0, "pendulum/mage-small": -700.0, "pendulum/mage-smaller": -400.0,
+      "pendulum/dyna-default": -500.0, "pendulum/dyna-small": -600.0, "pendulum/dyna-smaller": -900.0}, 0),
+    ("fig8_lambda_sweep", "eval_return",
+     {"pendulum/mage-lam0.05": -300.0, "pendulum/mage-lam0.1": -300.0, "pendulum/mage-lam0.2": -300.0,
+      "pendulum/mage-lam1": -300.0, "pendulum/dyna": -800.0},
+     {"pendulum/mage-lam0.05": -900.0, "pendulum/mage-lam0.1": -300.0, "pendulum/mage-lam0.2": -300.0,
+      "pendulum/mage-lam1": -300.0, "pendulum/dyna": -800.0}, 0),
+])
+def test_checks_hold_and_fail_on_the_numbers(name, metric, good, bad, verdict_index):
+    mod = script(name)
+    good_bars = mod.bars(_summaries(good, metric), "tiny")
+    bad_bars = mod.bars(_summaries(bad, metric), "tiny")
+    assert good_bars[verdict_index].holds is True, good_bars[verdict_index].line()
+    assert bad_bars[verdict_index].holds is False, bad_bars[verdict_index].line()
+    # A check whose conditions did not run says so instead of passing.
+    assert all(b.holds is None for b in mod.bars({}, "tiny"))
+
+
+def test_table1_reports_max_average_return_beside_the_paper():
+    mod = script("table1_halfcheetah")
+    bars = mod.bars(_summaries({"halfcheetah/mage": 1234.0}), "cpu")
+    assert all(b.info for b in bars)
+    assert "1234.00 ±" in bars[0].detail and "NOT an asymptote" in bars[0].detail and "9660.79" in bars[0].detail
+    assert "not run" in bars[1].detail
+
+
+# ------------------------------------------------------------------------------ real tiny runs
+
+def _csv_rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+# One condition of Fig. 3 (the script with the most machinery: a probe, a log-scale plot, a
+# ratio check): each compile of the training loop costs ~40 s of CPU, so the tests compile one
+# program and reuse it through the persistent cache. Every script's own parts are tested above.
+FIG3 = ["--scale", "tiny", "--seeds", "2", "--only", "pendulum/mage"]
+
+
+def test_fig3_tiny_end_to_end_files_and_summaries_agree(tmp_path, compile_cache, capsys):
+    out = tmp_path / "fig3"
+    doc = script("fig3_action_gradient_error").main(FIG3 + ["--out", str(out), "--compile-cache", str(compile_cache)])
+    printed = capsys.readouterr().out
+    assert "step 200/200" in printed and "BAR Fig. 3 pendulum [tiny]" in printed
+    assert (out / "log.txt").read_text().count("step 200/200") == 1
+    name = "pendulum/mage"
+    run = out / name
+    for f in ("config.json", "metrics.jsonl", "metrics.csv", "summary.json"):
+        assert (run / f).exists(), f
+    rows = _csv_rows(run / "metrics.csv")
+    assert len(rows) == 2 * 3  # 2 seeds × evaluations at 0, 100, 200
+    jsonl = metrics_io.read_metrics(run)
+    for a, b in zip(rows, jsonl):
+        for k, v in a.items():
+            assert (math.isnan(v) and math.isnan(b[k])) or v == pytest.approx(b[k], rel=1e-6), k
+    # The summary is the statistics of exactly these rows.
+    summary = json.loads((run / "summary.json").read_text())
+    for metric in ("eval_return", "action_grad_error"):
+        steps, values = metrics_io.curves_from_metrics(jsonl, metric)
+        assert values.shape == (2, 3) and np.all(np.isfinite(values)), metric
+        assert summary["stats"][metric]["final"]["per_seed"] == pytest.approx(values[:, -1].tolist())
+        auc = np.trapezoid(values, steps, axis=1) / 200
+        assert summary["stats"][metric]["auc"]["mean"] == pytest.approx(float(auc.mean()))
+    assert doc["conditions"][name]["stats"] == summary["stats"]
+    assert all(math.isnan(r["actor_loss"]) for r in rows)  # the study's actor is frozen
+    assert (out / "action_grad_error.png").read_bytes()[:8] == PNG
+    assert doc["bars"][0]["holds"] is None and "not run: pendulum/dyna" in doc["bars"][0]["detail"]
+    figure_summary = json.loads((out / "summary.json").read_text())
+    assert figure_summary["bars"] == doc["bars"] and "| pendulum/mage | 2 | 200 |" in (out / "summary.md").read_text()
+
+    # Run again: finished conditions are reused, not rerun, and give the same summary.
+    again = script("fig3_action_gradient_error").main(FIG3 + ["--out", str(out), "--compile-cache", str(compile_cache)])
+    assert "finished earlier with the same config and seeds" in capsys.readouterr().out
+    assert again["conditions"] == doc["conditions"]
+    # A different seed count is a different run: not reused.
+    assert not experiment._finished(out / "pendulum/mage", script("fig3_action_gradient_error").config(
+        "tiny", "pendulum", "mage"), {"seeds": 3})
+
+
+def test_interrupted_condition_keeps_its_rows_and_resumes(tmp_path, compile_cache):
+    mod = script("fig3_action_gradient_error")
+    cond = mod.conditions("tiny")[0]  # the program the test above compiled
+    metrics = ("action_grad_error",)
+    lines = []
+
+    def stop_after_first_chunk(line):
+        lines.append(line)
+        if "step 100/200" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_condition(cond, tmp_path, seeds=2, scale="tiny", probe=mod.FIGURE.probe, metrics=metrics,
+                                 log=stop_after_first_chunk)
+    run = tmp_path / cond.name
+    assert not (run / "summary.json").exists()
+    assert [r["env_step"] for r in metrics_io.read_metrics(run)] == [0, 0, 100, 100]
+    assert len(_csv_rows(run / "metrics.csv")) == 4
+
+    summary = experiment.run_condition(cond, tmp_path, seeds=2, scale="tiny", probe=mod.FIGURE.probe,
+                                       metrics=metrics, log=lines.append)
+    assert [r["env_step"] for r in metrics_io.read_metrics(run)] == [0, 0, 100, 100, 200, 200]
+    assert summary["env_steps"] == 200 and summary["algo"] == "mage"
+    assert np.isfinite(summary["stats"]["action_grad_error"]["final"]["mean"])
+
+
+def test_summarize_only_and_a_skipped_condition(tmp_path, compile_cache, capsys):
+    """--summarize-only runs nothing; a condition whose env is missing is skipped, not fatal."""
+    mod = script("table1_halfcheetah")
+    if "halfcheetah" in envs.names():
+        pytest.skip("HalfCheetah is registered: nothing is skipped")
+    doc = mod.main(["--scale", "tiny", "--out", str(tmp_path), "--compile-cache", "off"])
+    assert set(doc["skipped"]) == {"halfcheetah/mage", "halfcheetah/dyna", "halfcheetah/td3"}
+    assert "SKIPPED" in capsys.readouterr().out and doc["conditions"] == {}
+    doc = mod.main(["--scale", "tiny", "--out", str(tmp_path), "--summarize-only", "--compile-cache", "off"])
+    assert doc["conditions"] == {} and all("not run" in b["detail"] for b in doc["bars"])
