@@ -34,9 +34,14 @@ so this is exact. On the `generalized` backend (the CPU default), measured on ra
   inverts exactly, and later steps of the oracle and of `env.step` can differ by O(1) in the
   velocities. The oracle is then the same physics with an exact inverse, not Brax's step.
 
-On `mjx` the solver is warm-started from the previous step's accelerations, which the observation
-does not hold (so the oracle is exact only up to the solver's tolerance), and reverse-mode
-gradients fail unless the solver runs one fixed iteration (ant and humanoid). On `spring` and
+On `mjx` the oracle is approximate: Brax's mjx pipeline state takes the link poses `x` from the
+forward pass that `mjx.step` runs before integrating, so after a step `x` lags `q` by one physics
+substep, and so do the observation entries and prefixes computed from `x` (hopper/walker2d's
+torso height, every forward velocity, reacher/pusher/inverted_double_pendulum positions), while
+the rebuilt state's `x` matches its `q` (measured on hopper: up to 0.2 relative error in the
+velocity prefix; envs observing only q, qd, like inverted_pendulum, stay exact). The rewards stay
+exact: `reward_fn` reads the same lagged quantities Brax's reward uses. Reverse-mode gradients
+through mjx fail unless its solver runs one fixed iteration (ant and humanoid). On `spring` and
 `positional` the state is in maximal coordinates, which (q, qd) do not determine: approximate.
 """
 from __future__ import annotations
