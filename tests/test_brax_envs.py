@@ -90,7 +90,8 @@ def rolled_out(request):
 
     name, backend = request.param
     suite = brax_suite.build(name, backend)
-    start_obs, out = jax.jit(lambda key: rollout(suite, key), compiler_options=FAST_COMPILE)(jax.random.PRNGKey(0))
+    program = jax.jit(lambda key: rollout(suite, key), compiler_options=FAST_COMPILE)
+    start_obs, out = program(jax.random.PRNGKey(0))
     return name, backend, suite.env, np.asarray(start_obs), jax.tree.map(np.asarray, out)
 
 
@@ -106,7 +107,8 @@ def test_reward_fn_and_done_fn_reproduce_brax(rolled_out):
         assert out["terminated"][alive].any(), f"no {name} rollout terminated: the done check saw only 0"
     # Truncation is the time limit only, independent of termination.
     time_after = np.arange(1, STEPS + 1) + env.episode_length - TRUNCATE_AT
-    np.testing.assert_array_equal(out["truncated"], np.broadcast_to(time_after >= env.episode_length, (N_ENVS, STEPS)))
+    expected = np.broadcast_to(time_after >= env.episode_length, (N_ENVS, STEPS))
+    np.testing.assert_array_equal(out["truncated"], expected)
 
 
 def test_reset_is_random_and_shapes_agree(rolled_out):
@@ -125,10 +127,10 @@ def test_oracle_reproduces_step_where_exact(rolled_out):
     assert mask.sum() >= N_ENVS, f"{name}: too few transitions where the oracle is exact"
     next_obs, oracle = out["next_obs"][mask], out["oracle"][mask]
     scale = np.maximum(1.0, np.abs(next_obs).max(axis=0))  # per observation entry
-    # float32 contact dynamics amplify rounding (and Brax's warm-started mass-matrix inverse, which
-    # the rebuilt state computes afresh): a relative 2e-3 per entry, ~100x below the step's change.
+    # float32 contact dynamics amplify rounding: measured up to 4e-4 relative (halfcheetah).
     worst = np.abs(oracle - next_obs) / scale
-    assert worst.max() < 2e-3, f"{name}: oracle off by {worst.max():.2e} (relative) in obs entry {worst.max(0).argmax()}"
+    assert worst.max() < 2e-3, \
+        f"{name}: oracle off by {worst.max():.2e} (relative) in obs entry {worst.max(0).argmax()}"
     assert np.abs(next_obs - out["obs"][mask]).max() > 0.05  # the rollout moves
 
 
@@ -138,7 +140,8 @@ def test_oracle_is_differentiable_in_the_action():
     obs = env.reset(jax.random.PRNGKey(1)).obs
     action = jnp.array([0.3])
     jac = jax.jit(jax.jacrev(env.true_next_obs, argnums=1), compiler_options=FAST_COMPILE)(obs, action)[:, 0]
-    eps = 1e-2  # the step is affine in the force away from the joint limits: large eps is exact
+    eps = 1e-2  # one step is nearly affine in the force away from the joint limits: a large eps
+    # keeps float32 rounding out of the difference quotient
     ahead, behind = jax.jit(jax.vmap(env.true_next_obs, in_axes=(None, 0)), compiler_options=FAST_COMPILE)(
         obs, jnp.stack([action + eps, action - eps]))
     fd = (ahead - behind) / (2 * eps)
@@ -208,10 +211,10 @@ def test_fluid_clip_fix_is_scoped_to_brax_fluid():
 
 
 # A MAGE run compiles the whole training loop around three copies of the physics (acting and two
-# evaluations): 1-3 CPU-minutes per environment here. CI runs the two cheapest, which between them
-# cover terminations inside the loop (inverted_pendulum) and the fluid workaround (swimmer);
-# `make test-slow` runs the whole suite.
-MAGE_IN_CI = ("inverted_pendulum", "swimmer")
+# evaluations): 40-150 s per environment on the 2-core CPU even with FAST_COMPILE (humanoid the
+# most), ~10 minutes for the suite. CI runs the cheapest, whose frequent terminations exercise the
+# loop's resets of Brax states; `make test-slow` runs all ten.
+MAGE_IN_CI = ("inverted_pendulum",)
 
 
 @pytest.mark.parametrize("name", [n if n in MAGE_IN_CI else pytest.param(n, marks=pytest.mark.slow)

@@ -112,7 +112,7 @@ def make(name: str, backend: str | None = None) -> Env:
 
 
 def build(name: str, backend: str | None = None) -> BraxSuiteEnv:
-    """`make`, keeping the rebuilt-state function and the Brax env (for tests and benchmarks)."""
+    """`make`, keeping the rebuilt-state function and the Brax env (for tests and diagnostics)."""
     if backend is None:
         backend = brax_specs.default_backend(name)
     task: Task = TASKS[name]
