@@ -71,7 +71,7 @@ def test_imagination_options_refused_where_meaningless(algo, overrides, message)
 
 def test_oracle_refused_for_env_without_one(monkeypatch):
     no_oracle = lambda: dataclasses.replace(pendulum.make(), name="no_oracle", true_next_obs=None)
-    monkeypatch.setitem(envs._REGISTRY, "no_oracle", no_oracle)
+    monkeypatch.setitem(envs._PURE_JAX, "no_oracle", no_oracle)
     configs.preset("no_oracle", "mage", "tiny")  # the env itself is fine with a learned model
     with pytest.raises(configs.ConfigError, match="model: env 'no_oracle' has no differentiable oracle"):
         configs.preset("no_oracle", "mage", "tiny", model="oracle")
