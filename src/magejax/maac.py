@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import actor, critic, gaussian_policy, maac_rollout
+from magejax import actor, critic, gaussian_policy, maac_rollout, networks
 from magejax.configs import Config
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
@@ -64,11 +64,6 @@ class MaacState:
     actor_opt_state: chex.ArrayTree
     critic_opt_state: chex.ArrayTree
     alpha_opt_state: chex.ArrayTree
-
-
-def _optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
-    # The same optimiser as the TD3-style agents: value clipping, then RAdam.
-    return optax.chain(optax.clip(grad_clip), optax.radam(lr))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,16 +103,16 @@ class MaacAgent:
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
-        return _optimizer(self.config.actor_lr, self.config.grad_clip)
+        return networks.optimizer(self.config.actor_lr, self.config.grad_clip)
 
     @property
     def critic_optimizer(self) -> optax.GradientTransformation:
-        return _optimizer(self.config.critic_lr, self.config.grad_clip)
+        return networks.optimizer(self.config.critic_lr, self.config.grad_clip)
 
     @property
     def alpha_optimizer(self) -> optax.GradientTransformation:
         # The authors' code trains α with the policy's learning rate.
-        return _optimizer(self.config.actor_lr, self.config.grad_clip)
+        return networks.optimizer(self.config.actor_lr, self.config.grad_clip)
 
     def init(self, key: jax.Array) -> MaacState:
         actor_key, critic_key = jax.random.split(key)

@@ -11,6 +11,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 
 class MLP(nn.Module):
@@ -40,3 +41,8 @@ def init_ensemble(key: jax.Array, size: int, hidden: Sequence[int], in_size: int
 
 def apply_mlp(params, x: jax.Array, hidden: Sequence[int], out_size: int) -> jax.Array:
     return MLP(tuple(hidden), out_size).apply(params, x)
+
+
+def optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
+    """Every agent's optimiser: gradient clipping by value (as the original code), then RAdam."""
+    return optax.chain(optax.clip(grad_clip), optax.radam(lr))

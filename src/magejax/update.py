@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import actor, critic
+from magejax import actor, critic, networks
 from magejax.configs import Config, ConfigError
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
@@ -39,10 +39,6 @@ class AgentState:
     critic_target: chex.ArrayTree
     actor_opt_state: chex.ArrayTree
     critic_opt_state: chex.ArrayTree
-
-
-def _optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
-    return optax.chain(optax.clip(grad_clip), optax.radam(lr))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +74,11 @@ class Agent:
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
-        return _optimizer(self.config.actor_lr, self.config.grad_clip)
+        return networks.optimizer(self.config.actor_lr, self.config.grad_clip)
 
     @property
     def critic_optimizer(self) -> optax.GradientTransformation:
-        return _optimizer(self.config.critic_lr, self.config.grad_clip)
+        return networks.optimizer(self.config.critic_lr, self.config.grad_clip)
 
     def init(self, key: jax.Array) -> AgentState:
         actor_key, critic_key = jax.random.split(key)
