@@ -18,9 +18,11 @@ run: $(STAMP)
 	$(VENV)/bin/magejax train --env pendulum --algo mage --seeds 2 --steps 500 --eval-every 100 \
 		--out runs/quickstart --overwrite
 
-# CI-sized test suite (tiny networks, few steps); `slow` learning checks are excluded.
+# CI-sized test suite (tiny networks, few steps); `slow` learning checks are excluded. Most tests
+# are dominated by XLA compilation, which is single-threaded: pytest-xdist runs one worker per
+# core (at most 4, each holds its own JAX runtime); an idle worker steals tests from a busy one.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 # Long learning checks only.
 test-slow: $(STAMP)

@@ -39,7 +39,7 @@ from magejax import train as train_lib
 from magejax.envs.base import Env
 from magejax.replay import Transition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: loop_throughput per size (pendulum, halfcheetah), with the evaluation timed apart
 MEASUREMENTS = ("matmul_peak", "update_step", "model_train_step", "hlo_check", "loop_throughput",
                 "seed_scaling", "peak_memory")
 ALGOS = ("td3", "dyna", "mage")
@@ -58,7 +58,8 @@ class Settings:
     reps: int               # repetitions of every micro-benchmark (after warm-up)
     warmup: int             # untimed calls after compilation
     matmul_n: int
-    loop_chunk: int         # env steps per timed chunk in loop_throughput
+    loop_chunk: int         # env steps per timed chunk in loop_throughput (Pendulum)
+    loop_chunk_halfcheetah: int  # the same for HalfCheetah, whose paper-size steps cost ~50x more
     seed_chunk: int         # env steps per timed chunk in seed_scaling
     loop_min_reps: int      # loop-level measurements repeat at least this often ...
     loop_max_reps: int      # ... and at most this often,
@@ -75,6 +76,7 @@ def make_settings(args: argparse.Namespace) -> Settings:
     return Settings(quick=quick, reps=reps, warmup=2 if quick else 5,
                     matmul_n=args.matmul_n or (256 if quick else 2048),
                     loop_chunk=args.loop_chunk or (50 if quick else 200),
+                    loop_chunk_halfcheetah=args.loop_chunk_halfcheetah or (10 if quick else 50),
                     seed_chunk=args.seed_chunk or (50 if quick else 100),
                     loop_min_reps=loop_min, loop_max_reps=max(loop_min, 3 if quick else 20),
                     loop_budget_s=0.0 if quick else args.loop_budget,
@@ -203,9 +205,11 @@ def halfcheetah_standin() -> Env:
 def size_problem(size: str, algo: str, quick: bool) -> tuple[configs.Config, Env, str]:
     """The config, env and a note on how they were built, for one (size, algo)."""
     preset_size = "tiny" if quick else "paper"
-    if size == "pendulum":
-        return configs.preset("pendulum", algo, size=preset_size), envs.make("pendulum"), \
-            f"configs.preset('pendulum', {algo!r}, size={preset_size!r}) with the Pendulum env"
+    if size in envs.names():
+        config = configs.preset(size, algo, size=preset_size)
+        env = envs.make(size, backend=config.env_backend)
+        return config, env, (f"configs.preset({size!r}, {algo!r}, size={preset_size!r}) with the {size} env "
+                             f"(backend {config.env_backend or 'n/a'}), obs {env.obs_size}, action {env.action_size}")
     # HalfCheetah: paper hyperparameters, stand-in env (the update step only needs reward_fn/done_fn).
     fields = dict(getattr(configs, "_PAPER_SIZES", {}).get("halfcheetah", _HALFCHEETAH_FALLBACK))
     if quick:
@@ -415,40 +419,61 @@ def _loop_reps(compiled, state, s: Settings, first_index: int, chunk_steps: int)
             return times
 
 
-def _loop_config(algo: str, chunk: int, s: Settings) -> tuple[configs.Config, int]:
+def _loop_config(algo: str, chunk: int, s: Settings, size: str = "pendulum") -> tuple[configs.Config, int]:
+    """The loop's config at `size` with one evaluation per `chunk` steps, and the number of
+    untimed warm-up chunks. HalfCheetah's 1000 random warm-up steps are cut to one chunk: they
+    never update the agent, and timing starts after them either way."""
     preset_size = "tiny" if s.quick else "paper"
-    base = configs.preset("pendulum", algo, size=preset_size)
-    warm_chunks = max(1, -(-base.warmup_steps // chunk))
+    base = configs.preset(size, algo, size=preset_size)
+    warmup = chunk if size == "halfcheetah" else base.warmup_steps
+    warm_chunks = max(1, -(-warmup // chunk))
     total = chunk * (warm_chunks + s.loop_max_reps + 1)
-    return configs.preset("pendulum", algo, size=preset_size, eval_every=chunk, total_steps=total), warm_chunks
+    return configs.preset(size, algo, size=preset_size, eval_every=chunk, total_steps=total,
+                          warmup_steps=warmup), warm_chunks
 
 
 def bench_loop(s: Settings, key: jax.Array) -> dict:
-    out = dict(env="pendulum", chunk_env_steps=s.loop_chunk, algos={})
-    for algo in s.algos:
-        log(f"loop_throughput pendulum {algo}")
-        config, warm_chunks = _loop_config(algo, s.loop_chunk, s)
-        trainer = train_lib.make_train(config)
-        state, _ = jax.block_until_ready(jax.jit(trainer.start)(key))
-        compiled, compile_times = compile_timed(trainer.run_chunk, state, jnp.asarray(0, jnp.int32))
-        for i in range(warm_chunks):  # covers the random-action warm-up steps, which skip updates
-            (state, _), t = timed_call(compiled, state, jnp.asarray(i, jnp.int32))
-            compile_times.setdefault("first_call_s", t)
-        times = _loop_reps(compiled, state, s, warm_chunks, s.loop_chunk)
-        sec = summary(times, scale=1.0)
-        out["algos"][algo] = dict(
-            s_per_chunk=sec, env_steps_per_s=s.loop_chunk / sec["median"],
-            updates_per_env_step=config.num_updates, model_train_every=config.model_train_every,
-            model_train_batches=config.model_train_batches, eval_episodes=config.eval_episodes,
-            warmup_chunks_untimed=warm_chunks, compile=compile_times)
+    out = dict(sizes={}, skipped={})
+    for size in s.sizes:
+        if size not in envs.names():
+            out["skipped"][size] = "environment not registered (magejax.envs.names())"
+            continue
+        chunk = s.loop_chunk_halfcheetah if size == "halfcheetah" else s.loop_chunk
+        entry = out["sizes"][size] = dict(chunk_env_steps=chunk, algos={})
+        for algo in s.algos:
+            log(f"loop_throughput {size} {algo}")
+            config, warm_chunks = _loop_config(algo, chunk, s, size)
+            trainer = train_lib.make_train(config)
+            state, _ = jax.block_until_ready(jax.jit(trainer.start)(key))
+            compiled, compile_times = compile_timed(trainer.run_chunk, state, jnp.asarray(0, jnp.int32))
+            for i in range(warm_chunks):  # covers the random-action warm-up steps, which skip updates
+                (state, _), t = timed_call(compiled, state, jnp.asarray(i, jnp.int32))
+                compile_times.setdefault("first_call_s", t)
+            times = _loop_reps(compiled, state, s, warm_chunks, chunk)
+            sec = summary(times, scale=1.0)
+            # The evaluation alone, on the trained state: each chunk ends with one, so the
+            # training-only rate and the rate at the paper's evaluation interval follow from it.
+            evaluate, _ = compile_timed(trainer.evaluate, state, jax.random.PRNGKey(1))
+            eval_s = summary([timed_call(evaluate, state, jax.random.PRNGKey(i))[1] for i in range(3)], scale=1.0)
+            train_s = max(sec["median"] - eval_s["median"], 1e-9)
+            paper_every = configs.preset(size, algo).eval_every
+            entry["algos"][algo] = dict(
+                s_per_chunk=sec, env_steps_per_s=chunk / sec["median"], s_per_evaluation=eval_s,
+                train_env_steps_per_s=chunk / train_s,
+                paper_schedule_env_steps_per_s=paper_every / (paper_every * train_s / chunk + eval_s["median"]),
+                paper_eval_every=paper_every,
+                updates_per_env_step=config.num_updates, model_train_every=config.model_train_every,
+                model_train_batches=config.model_train_batches, eval_episodes=config.eval_episodes,
+                warmup_steps=config.warmup_steps, warmup_chunks_untimed=warm_chunks, compile=compile_times)
     out["notes"] = (
-        "env steps/s of jax.jit(Trainer.run_chunk) after warm-up chunks (the random-action warm-up "
+        "env_steps_per_s: jax.jit(Trainer.run_chunk) after warm-up chunks (the random-action warm-up "
         "steps are never timed); it includes everything the loop does per step: acting, buffer "
         "insert, the agent updates (updates_per_env_step each), model training every "
         "model_train_every steps, and the one evaluation (eval_episodes episodes) at the chunk's end. "
-        "halfcheetah is skipped: its environment is not available in this repository yet.")
-    out["skipped"] = {"halfcheetah": "environment not registered (magejax.envs.names())"
-                      if "halfcheetah" not in envs.names() else "not benchmarked (slow on CPU)"}
+        "s_per_evaluation: jax.jit(Trainer.evaluate) alone (median of 3). train_env_steps_per_s: the "
+        "chunk without its evaluation; paper_schedule_env_steps_per_s: with one evaluation per "
+        "paper_eval_every steps instead of per chunk. HalfCheetah: the real Brax env at its default "
+        "backend, warm-up cut to one chunk (see _loop_config).")
     return out
 
 
@@ -540,10 +565,15 @@ def table(results: dict) -> str:
                     f"dyna {h['dyna_model_part_in_model_forwards']:.2f} model fwds")
     if (r := results.get("loop_throughput")) and "error" not in r:
         add("")
-        for algo, a in r["algos"].items():
-            add(f"loop_throughput  pendulum {algo:<5} {a['env_steps_per_s']:9.1f} env steps/s "
-                f"({r['chunk_env_steps']}-step chunk {a['s_per_chunk']['median']:.3f} s, n={a['s_per_chunk']['n']}; "
-                f"compile {a['compile']['compile_s']:.1f} s)")
+        for size, entry in r["sizes"].items():
+            for algo, a in entry["algos"].items():
+                add(f"loop_throughput  {size:<11} {algo:<5} {a['env_steps_per_s']:9.2f} env steps/s "
+                    f"({entry['chunk_env_steps']}-step chunk {a['s_per_chunk']['median']:.3f} s, "
+                    f"n={a['s_per_chunk']['n']}; eval {a['s_per_evaluation']['median']:.2f} s; training only "
+                    f"{a['train_env_steps_per_s']:.2f}, at the paper's eval interval "
+                    f"{a['paper_schedule_env_steps_per_s']:.2f}; compile {a['compile']['compile_s']:.1f} s)")
+        for size, why in r["skipped"].items():
+            add(f"loop_throughput  {size:<11} skipped: {why}")
     if (r := results.get("seed_scaling")) and "error" not in r:
         add("")
         for n, a in r["seeds"].items():
@@ -581,6 +611,8 @@ def parse_args(argv):
                    help="seconds after which loop measurements stop adding chunks beyond the minimum")
     p.add_argument("--loop-chunk", type=int, default=None,
                    help="env steps per timed chunk in loop_throughput (default 200; 50 quick)")
+    p.add_argument("--loop-chunk-halfcheetah", type=int, default=None,
+                   help="env steps per timed chunk of the HalfCheetah loop (default 50; 10 quick)")
     p.add_argument("--seed-chunk", type=int, default=None,
                    help="env steps per timed chunk in seed_scaling (default 100; 50 quick); on a small "
                         "CPU, 16 paper-size seeds take ~6 s per env step, so pass e.g. 20")

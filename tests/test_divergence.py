@@ -44,7 +44,7 @@ def _poisoning_make_train(config):
         return trainer.run_chunk(state.replace(agent=state.agent.replace(critic_params=critic)), chunk_index)
 
     return train_lib.Trainer(config=config, env=trainer.env, agent=trainer.agent, start=start,
-                             run_chunk=run_chunk, train=trainer.train)
+                             run_chunk=run_chunk, train=trainer.train, evaluate=trainer.evaluate)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from magejax import configs, envs, experiment, figures, metrics_io
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SCRIPTS = ("fig2_sample_efficiency", "fig3_action_gradient_error", "fig4_learned_reward",
-           "fig5_lambda_zero", "fig7_model_capacity", "fig8_lambda_sweep", "table1_halfcheetah")
+           "fig5_lambda_zero", "fig7_model_capacity", "fig8_lambda_sweep", "table1_halfcheetah",
+           "maac_kstep_mpc")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -219,11 +220,39 @@ def test_interrupted_condition_keeps_its_rows_and_resumes(tmp_path, compile_cach
     assert [r["env_step"] for r in metrics_io.read_metrics(run)] == [0, 0, 100, 100]
     assert len(_csv_rows(run / "metrics.csv")) == 4
 
+    # The final probe runs once, on each seed's trained state: its buffer holds all 200 steps.
+    final_probe = lambda trainer: lambda state, key: {"stored": state.buffer.size.astype(np.float32)}
     summary = experiment.run_condition(cond, tmp_path, seeds=2, scale="tiny", probe=mod.FIGURE.probe,
-                                       metrics=metrics, log=lines.append)
+                                       metrics=metrics, log=lines.append, final_probe=final_probe)
     assert [r["env_step"] for r in metrics_io.read_metrics(run)] == [0, 0, 100, 100, 200, 200]
     assert summary["env_steps"] == 200 and summary["algo"] == "mage"
     assert np.isfinite(summary["stats"]["action_grad_error"]["final"]["mean"])
+    assert json.loads((run / experiment.FINAL_FILE).read_text()) == {"stored": [200.0, 200.0]}
+    assert summary["final_probe"]["stored"]["per_seed"] == [200.0, 200.0]
+    assert experiment.summarize_condition(run, cond.name, metrics)["final_probe"] == summary["final_probe"]
+    # A finished run without its final probe is not finished for a figure that asks for one.
+    (run / experiment.FINAL_FILE).unlink()
+    assert not experiment._finished(run, cond.config(), experiment._run_settings(2, 0, cond, "tiny"), needs_final=True)
+    assert experiment._finished(run, cond.config(), experiment._run_settings(2, 0, cond, "tiny"))
+
+
+def test_mpc_probe_pairs_the_actor_and_the_planner_on_the_same_episodes():
+    import jax
+
+    from magejax.train import make_train
+
+    mod = script("maac_kstep_mpc")
+    trainer = make_train(mod.config("tiny", "pendulum", "mage"))
+    state, _ = jax.jit(trainer.start)(jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(1)
+    out = jax.jit(mod.mpc_probe(2, trainer))(state, key)
+    actor = jax.jit(make_train(trainer.config.replace(eval_episodes=2)).evaluate)(state, key)
+    assert float(out["actor_return"]) == pytest.approx(float(actor.mean()), rel=1e-6)
+    assert float(out["mpc_minus_actor"]) == pytest.approx(float(out["mpc_return"] - out["actor_return"]), abs=1e-3)
+    assert np.isfinite(float(out["mpc_return"])) and float(out["mpc_return"]) != pytest.approx(float(actor.mean()))
+    # The comparison's conditions: MAGE's horizon 1 and 3, MAAC's preset horizon.
+    assert [mod.config("cpu", "pendulum", n).horizon for n in mod.ALGOS] == [3, 1, 3]
+    assert mod.FIGURE.seeds["cpu"] == 5
 
 
 def test_summarize_only_and_a_skipped_condition(tmp_path, compile_cache, capsys, monkeypatch):

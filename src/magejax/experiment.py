@@ -10,7 +10,8 @@ matches its config and seeds is not run again: re-running a script resumes an in
 at the condition it stopped in (`--rerun` runs everything again).
 
 Files of a condition, under the figure's output directory (`magejax.figures`):
-  <condition>/config.json, metrics.jsonl, metrics.csv, summary.json
+  <condition>/config.json, metrics.jsonl, metrics.csv, summary.json, and final.json when the
+  figure has a final probe (per-seed values measured once on the trained state)
 
 Statistics (`curve_stats`), per seed and then mean with the 95% Student-t interval over seeds:
 `final` is the last evaluation; `auc` the area under the curve divided by its length in env
@@ -38,6 +39,7 @@ minutes; paper: the paper's settings (an accelerator)."""
 
 SUMMARY_FILE = "summary.json"
 CSV_FILE = "metrics.csv"
+FINAL_FILE = "final.json"
 
 # The cpu scale's networks and batch, shared by every figure: chosen from measured per-step
 # costs on the 2-core CPU (experiments/README.md). Everything else keeps the paper's value.
@@ -81,8 +83,10 @@ class Condition:
 
 
 Probe = Callable[["object"], Callable]
-"""Extra per-evaluation metrics: `probe(trainer)` returns `fn(train_state, key) -> {name: ()}`
-for ONE seed; the runner vmaps and jits it and calls it at every evaluation."""
+"""Extra metrics: `probe(trainer)` returns `fn(train_state, key) -> {name: ()}` for ONE seed;
+the runner vmaps and jits it. A figure's `probe` is called at every evaluation, its
+`final_probe` once, on the state at the end of training (for measurements too costly to repeat,
+e.g. evaluation with a planner)."""
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -139,11 +143,11 @@ def _run_settings(seeds: int, base_seed: int, cond: Condition, scale: str) -> di
     return {"seeds": seeds, "seed": base_seed, "label": cond.label, "panel": cond.panel, "scale": scale}
 
 
-def _finished(run_dir: Path, config: Config, settings: dict) -> bool:
+def _finished(run_dir: Path, config: Config, settings: dict, needs_final: bool = False) -> bool:
     """True when `run_dir` holds a complete run of exactly this config, seed count and base seed
-    (labels only change plots, so they do not count)."""
+    (labels only change plots, so they do not count), with its final probe if one is asked."""
     try:
-        if not (run_dir / SUMMARY_FILE).exists():
+        if not (run_dir / SUMMARY_FILE).exists() or (needs_final and not (run_dir / FINAL_FILE).exists()):
             return False
         saved = metrics_io.read_run_settings(run_dir) or {}
         return metrics_io.read_config(run_dir) == config and all(
@@ -161,7 +165,8 @@ def hms(seconds: float) -> str:
 
 def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0, scale: str = "",
                   probe: Probe | None = None, metrics: Sequence[str] = ("eval_return",),
-                  rerun: bool = False, log: Callable[[str], None] = print) -> dict:
+                  rerun: bool = False, log: Callable[[str], None] = print,
+                  final_probe: Probe | None = None) -> dict:
     """Run (or reuse) one condition; returns its summary (also written to `summary.json`)."""
     import jax
     import jax.numpy as jnp
@@ -171,11 +176,12 @@ def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0,
     run_dir = out / cond.name
     c = cond.config()
     settings = _run_settings(seeds, base_seed, cond, scale)
-    if not rerun and _finished(run_dir, c, settings):
+    if not rerun and _finished(run_dir, c, settings, needs_final=final_probe is not None):
         log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {run_dir}")
         return json.loads((run_dir / SUMMARY_FILE).read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / SUMMARY_FILE).unlink(missing_ok=True)  # a stale summary must not outlive a rerun
+    for stale in (SUMMARY_FILE, FINAL_FILE):  # a stale result must not outlive a rerun
+        (run_dir / stale).unlink(missing_ok=True)
     metrics_io.write_config(run_dir, c, settings)
 
     t0 = time.perf_counter()
@@ -228,6 +234,15 @@ def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0,
         writer.close()
         table.close()
 
+    if final_probe is not None:
+        t = time.perf_counter()
+        final_keys = jax.random.split(jax.random.PRNGKey(base_seed + 2), seeds)
+        values = jax.jit(jax.vmap(final_probe(trainer)))(state, final_keys)
+        values = {k: [float(x) for x in np.asarray(v).reshape(seeds)] for k, v in values.items()}
+        (run_dir / FINAL_FILE).write_text(json.dumps(values, indent=2) + "\n")
+        log(f"[{cond.name}] final probe ({hms(time.perf_counter() - t)}): "
+            + ", ".join(f"{k} {np.mean(v):.4g}" for k, v in values.items()))
+
     summary = summarize_condition(run_dir, cond.name, metrics)
     summary.update(wall_s=time.perf_counter() - t0, compile_s=compile_s, train_s=train_s,
                    env_steps_per_s_per_seed=c.total_steps / train_s if train_s > 0 else None)
@@ -244,7 +259,11 @@ def summarize_condition(run_dir: Path, name: str, metrics: Sequence[str]) -> dic
     for metric in dict.fromkeys(("eval_return",) + tuple(metrics)):
         steps, values = metrics_io.curves_from_metrics(rows, metric)
         stats[metric] = curve_stats(steps, values)
-    return {"name": name, "label": settings.get("label"), "panel": settings.get("panel"),
-            "env": config.env, "algo": config.algo, "seeds": settings.get("seeds"),
-            "env_steps": config.total_steps, "evaluated_to": int(steps[-1]),
-            "nonfinite_losses": sum(r.get("nonfinite_losses") or 0 for r in rows), "stats": stats}
+    summary = {"name": name, "label": settings.get("label"), "panel": settings.get("panel"),
+               "env": config.env, "algo": config.algo, "seeds": settings.get("seeds"),
+               "env_steps": config.total_steps, "evaluated_to": int(steps[-1]),
+               "nonfinite_losses": sum(r.get("nonfinite_losses") or 0 for r in rows), "stats": stats}
+    if (run_dir / FINAL_FILE).exists():
+        final = json.loads((run_dir / FINAL_FILE).read_text())
+        summary["final_probe"] = {k: _mean_ci(np.asarray(v, dtype=np.float64)) for k, v in final.items()}
+    return summary

@@ -59,6 +59,7 @@ class Figure:
     conditions: scale -> the conditions to run. seeds: default seed count per scale.
     bars: (summaries by condition name, scale) -> checks of the claim, printed and saved.
     metrics: summarised besides eval_return. probe: extra per-evaluation metrics.
+    final_probe: scale -> `experiment.Probe`, measured once on each condition's trained state.
     """
 
     name: str
@@ -69,6 +70,7 @@ class Figure:
     plots: tuple[Plot, ...] = (Plot(),)
     metrics: tuple[str, ...] = ()
     probe: Probe | None = None
+    final_probe: dict | None = None
 
 
 def parse_args(figure: Figure, argv=None, description: str | None = None) -> argparse.Namespace:
@@ -174,7 +176,8 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
         summaries[cond.name] = run_condition(cond, out, seeds=args.seeds or cond.seeds or seeds,
                                              base_seed=args.seed,
                                              scale=args.scale, probe=figure.probe, metrics=metrics,
-                                             rerun=args.rerun, log=log)
+                                             rerun=args.rerun, log=log,
+                                             final_probe=(figure.final_probe or {}).get(args.scale))
     return finish_figure(figure, out, args.scale, conditions, summaries, log, skipped)
 
 
@@ -225,6 +228,9 @@ def summary_table(figure: Figure, scale: str, conditions: list[Condition], summa
         for metric, st in s["stats"].items():
             lines.append(f"| {cond.name} | {s['seeds']} | {s['env_steps']} | {metric} | {fmt(st['final'])} "
                          f"| {fmt(st['auc'])} | {fmt(st['max'])} | {'n/a' if rate is None else f'{rate:.2f}'} |")
+        for metric, st in s.get("final_probe", {}).items():  # measured once, at the end
+            lines.append(f"| {cond.name} | {s['seeds']} | {s['env_steps']} | {metric} (end of training) "
+                         f"| {fmt(st)} | | | |")
     lines += ["", *[f"- {b.line()}" for b in bars], ""]
     return "\n".join(lines)
 

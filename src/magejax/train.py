@@ -70,6 +70,9 @@ class Trainer:
     start: Callable[[jax.Array], tuple[TrainState, dict]]
     run_chunk: Callable[[TrainState, jax.Array], tuple[TrainState, dict]]
     train: Callable[[jax.Array], tuple[TrainState, dict]]
+    # (train_state, key) -> (eval_episodes,) returns: the loop's own evaluation, usable on any
+    # state, e.g. a trained one evaluated by a second trainer built with eval_mpc=True.
+    evaluate: Callable[[TrainState, jax.Array], jax.Array]
 
     @property
     def eval_steps(self) -> jax.Array:
@@ -292,4 +295,5 @@ def make_train(config: Config) -> Trainer:
         state, rows = jax.lax.scan(run_chunk, state, jnp.arange(c.num_chunks))
         return state, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rows)
 
-    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk, train=train)
+    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk, train=train,
+                   evaluate=evaluate)
