@@ -18,8 +18,6 @@ give the run length; we use 5000 env steps at paper scale.
                actor 2×64 (paper 2×128; it stays at its random initialisation either way).
 --scale tiny:  seconds, for tests (`configs.TINY`, Pendulum).
 
-Needs `Config.model = "oracle"`; until that lands, the runs silently use the learned model.
-
 Bar (issue 7): on Pendulum the MAGE critic's final error is at least 5× below the TD critic's.
 
     python experiments/fig3_action_gradient_error.py --scale cpu

@@ -13,8 +13,7 @@ Claim: with a learned reward MAGE loses little.
                library's `reward="learned"` default.
 --scale tiny:  seconds, for tests.
 
-Needs `Config.reward = "learned"`; until that lands, the "learned" runs silently use the true
-reward. No pass/fail bar is set by the issue; the script prints the learned-reward run's AUC
+No pass/fail bar is set by the issue; the script prints the learned-reward run's AUC
 and final return next to the true-reward run's, and whether they are within each other's 95%
 confidence intervals ("loses little" made checkable, not tuned).
 

@@ -13,8 +13,6 @@ batch mean of ‖∇ₐQ̂(s, π(s))‖₂ on replay states.
                batch 512).
 --scale tiny:  seconds, for tests.
 
-Needs `Config.model = "oracle"`; until that lands, the runs silently use the learned model.
-
 Bar (issue 7): with λ = 0 the final mean ‖∇ₐQ̂‖ is below 1 % of its λ = 0.05 value.
 
     python experiments/fig5_lambda_zero.py --scale cpu

@@ -16,8 +16,7 @@ does not give the replay buffer size; we keep the last 1e6 transitions (TD3's de
                reports the same statistic; its numbers are not comparable to the paper's.
 --scale tiny:  seconds, for tests.
 
-Needs the Brax HalfCheetah (`magejax.envs` "halfcheetah"); until it is registered every
-condition fails at its config. No pass/fail bar: the script prints the table beside the paper's.
+No pass/fail bar: the script prints the table beside the paper's.
 
     python experiments/table1_halfcheetah.py --scale cpu
 """
