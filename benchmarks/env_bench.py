@@ -10,7 +10,8 @@ training loop does (a Brax env stepped past its end can produce NaN, which would
 Reported: `lower_s` (tracing) and `compile_s` (XLA) of that program, and the median, p10 and p90
 of `--reps` timed calls after one untimed call; `steps_per_s` = batch × steps / median.
 
-Writes `<out>/env-bench-<UTC timestamp>.json` and prints a table. Combinations an environment does
+Writes `<out>/env-bench-<UTC timestamp>.json` (rewritten after every combination, `complete`
+false until the sweep ends) and prints a table. Combinations an environment does
 not support (swimmer runs only on `generalized`) are listed as skipped; a combination that raises
 is recorded with its error and makes the exit status 1. Run the full sweep on an idle machine:
 compiling one program takes from tens of seconds to minutes on a 2-core CPU.
@@ -125,6 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         date_utc=now.isoformat(timespec="seconds").replace("+00:00", "Z"), git=bench.git_info(),
         settings=dict(envs=args.envs, backends=args.backends, batches=args.batches, steps=args.steps, reps=args.reps),
     )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"env-bench-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+
+    def write(complete: bool) -> None:
+        """The file is rewritten after every combination, so an interrupted sweep keeps its rows."""
+        header["complete"] = complete
+        path.write_text(json.dumps(dict(header=header, results=rows), indent=2))
+
     rows, failed = [], False
     for name in args.envs:
         for backend in args.backends:
@@ -138,11 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception:  # noqa: BLE001 — record it and go on with the other combinations
                     failed = True
                     rows.append(dict(env=name, backend=backend, batch=batch, error=traceback.format_exc()))
+                write(complete=False)
     header["machine"]["load_average_at_end"] = list(os.getloadavg())
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"env-bench-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(dict(header=header, results=rows), indent=2))
+    write(complete=True)
     print(table(rows))
     print(f"written: {path}")
     return 1 if failed else 0
