@@ -47,11 +47,6 @@ SIZES = ("pendulum", "halfcheetah")
 REPO = Path(__file__).resolve().parent.parent
 QUICK_XLA_FLAG = "--xla_backend_optimization_level=0"
 
-# MAGE Appendix D.2 HalfCheetah sizes; used only if configs no longer exposes them.
-_HALFCHEETAH_FALLBACK = dict(warmup_steps=1000, batch_size=1024, actor_hidden=(384, 384),
-                             model_hidden=(512, 512, 512, 512))
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     quick: bool
@@ -191,7 +186,8 @@ def header(now: datetime.datetime, settings: Settings) -> dict:
 
 # ============================================================================ problem setup
 def halfcheetah_standin() -> Env:
-    """obs 18, action 6, HalfCheetah-style differentiable reward; cannot be reset or stepped."""
+    """obs 18, action 6, HalfCheetah-style differentiable reward; cannot be reset or stepped.
+    (checkpoint_bench.py builds its state from it; bench.py uses the real Brax HalfCheetah.)"""
 
     def not_available(*_):
         raise NotImplementedError("the HalfCheetah stand-in only provides reward_fn and done_fn")
@@ -205,19 +201,10 @@ def halfcheetah_standin() -> Env:
 def size_problem(size: str, algo: str, quick: bool) -> tuple[configs.Config, Env, str]:
     """The config, env and a note on how they were built, for one (size, algo)."""
     preset_size = "tiny" if quick else "paper"
-    if size in envs.names():
-        config = configs.preset(size, algo, size=preset_size)
-        env = envs.make(size, backend=config.env_backend)
-        return config, env, (f"configs.preset({size!r}, {algo!r}, size={preset_size!r}) with the {size} env "
-                             f"(backend {config.env_backend or 'n/a'}), obs {env.obs_size}, action {env.action_size}")
-    # HalfCheetah: paper hyperparameters, stand-in env (the update step only needs reward_fn/done_fn).
-    fields = dict(getattr(configs, "_PAPER_SIZES", {}).get("halfcheetah", _HALFCHEETAH_FALLBACK))
-    if quick:
-        fields.update(configs.TINY)
-    config = configs.Config(env="halfcheetah", algo=algo, **fields)  # not validated: env may be unregistered
-    return config, halfcheetah_standin(), (
-        f"HalfCheetah {preset_size} hyperparameters, configs.Config built without validation; "
-        "stand-in env obs 18, action 6, reward next_obs[0] - 0.1*|a|^2, done 0")
+    config = configs.preset(size, algo, size=preset_size)
+    env = envs.make(size, backend=config.env_backend)
+    return config, env, (f"configs.preset({size!r}, {algo!r}, size={preset_size!r}) with the {size} env "
+                         f"(backend {config.env_backend or 'n/a'}), obs {env.obs_size}, action {env.action_size}")
 
 
 def random_batch(key: jax.Array, batch_size: int, env: Env) -> Transition:
