@@ -31,7 +31,7 @@ SUPPORTED_BACKENDS: dict[str, tuple[str, ...]] = {
 
 NAMES = tuple(SUPPORTED_BACKENDS)
 
-# Measured on the 2-core CPU (see `default_backend`).
+# Chosen after measuring both on the 2-core CPU (see `default_backend`).
 _CPU_DEFAULT = "generalized"
 # Unmeasured (no GPU here): Brax's maintainers describe MJX as "a strictly more comprehensive and
 # performant version of the Brax generalized pipeline" (google/brax discussion #409) and point
@@ -42,12 +42,15 @@ _ACCELERATOR_DEFAULT = "mjx"
 def default_backend(name: str, platform: str | None = None) -> str:
     """The backend `make(name)` uses when none is given, for `platform` (default: JAX's device).
 
-    CPU: `generalized`. Measured with benchmarks/env_bench.py (100 random-action steps with
-    resets, default XLA options, 2-core CPU shared with other jobs, load 2.5-5, 3 repetitions),
-    env steps/s generalized vs mjx: hopper 454 vs 619 (1 env), 1825 vs 1404 (8 envs under vmap),
-    4285 vs 837 (256); halfcheetah 177 vs 237 (1), 962 vs 552 (256). `mjx` is ~1.3x faster for a
-    lone env, `generalized` from about 8 envs on (1.3x at 8, 1.7-5x at 256), and a run with several
-    seeds steps one env per seed under vmap; env steps are also cheap next to the agent updates.
+    CPU: `generalized` for every env. Measured with benchmarks/env_bench.py on the 2-core CPU (the
+    table and its caveats are in benchmarks/README.md): per env, mjx is faster at 1 env on five of
+    nine envs and at 256 envs on four (ant, humanoid, reacher, inverted_double_pendulum: 1.8-7x),
+    slower on halfcheetah, hopper, walker2d (1.6-3.5x at 256) and pusher (16 vs 516 env steps/s
+    at 256). The default does not follow those numbers per env. Env stepping is well under 1% of
+    a paper-size training step (one HalfCheetah step is 2.6-4 ms; MAGE-TD3's 10 updates are ~1.6 s).
+    The differentiable oracle matches `generalized`'s step (exactly for four envs, under stated
+    conditions for the rest) but lags by a substep on `mjx` (see `brax_suite`). And it is Brax's own default. Pass `backend="mjx"` for env-heavy work on the
+    four envs above.
     GPU/TPU: `mjx`, per Brax's own guidance; not measured (no accelerator was available).
     Note for differentiating through the simulator: reverse-mode `jax.grad` through `mjx` needs
     the constraint solver to run a fixed number of iterations (MJX uses a `while_loop` unless
