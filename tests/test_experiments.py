@@ -266,3 +266,14 @@ def test_summarize_only_and_a_skipped_condition(tmp_path, compile_cache, capsys,
     assert "SKIPPED" in capsys.readouterr().out and doc["conditions"] == {}
     doc = mod.main(["--scale", "tiny", "--out", str(tmp_path), "--summarize-only", "--compile-cache", "off"])
     assert doc["conditions"] == {} and all("not run" in b["detail"] for b in doc["bars"])
+
+
+def test_cartpole_saturation_action_stats_counts_only_the_live_part_of_the_episode():
+    action_stats = script("cartpole_saturation").action_stats
+    actions = np.array([1.0, 0.995, -0.5, -1.0, 0.3, 0.3])
+    alive = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # terminated after step 4
+    stats = action_stats(actions, alive)
+    assert stats["length"] == 4
+    assert stats["frac_saturated"] == pytest.approx(0.75)  # 1.0, 0.995 and -1.0
+    assert stats["mean_action"] == pytest.approx((1.0 + 0.995 - 0.5 - 1.0) / 4)
+    assert stats["sign_changes"] == 1
