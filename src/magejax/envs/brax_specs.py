@@ -47,10 +47,10 @@ def default_backend(name: str, platform: str | None = None) -> str:
     nine envs and at 256 envs on four (ant, humanoid, reacher, inverted_double_pendulum: 1.8-7x),
     slower on halfcheetah, hopper, walker2d (1.6-3.5x at 256) and pusher (16 vs 516 env steps/s
     at 256). The default does not follow those numbers per env. Env stepping is well under 1% of
-    a paper-size training step (one HalfCheetah step is 2.6-4 ms; MAGE-TD3's 10 updates are ~1.6 s).
-    The differentiable oracle matches `generalized`'s step (exactly for four envs, under stated
-    conditions for the rest) but lags by a substep on `mjx` (see `brax_suite`). And it is Brax's own default. Pass `backend="mjx"` for env-heavy work on the
-    four envs above.
+    a paper-size training step (one HalfCheetah env step is 2.6-4 ms; MAGE-TD3's 10 updates are
+    ~1.3 s). The differentiable oracle matches `generalized`'s step (exactly for four envs, under
+    stated conditions for the rest) but lags by a substep on `mjx` (see `brax_suite`). And it is
+    Brax's own default. Pass `backend="mjx"` for env-heavy work on the four envs above.
     GPU/TPU: `mjx`, per Brax's own guidance; not measured (no accelerator was available).
     Note for differentiating through the simulator: reverse-mode `jax.grad` through `mjx` needs
     the constraint solver to run a fixed number of iterations (MJX uses a `while_loop` unless
