@@ -228,3 +228,43 @@ def test_short_mage_run(name):
         assert np.isfinite(metrics[metric][-1]), metric
     assert metrics["nonfinite_losses"][-1] == 0
     assert int(state.buffer.size) == 200 and np.all(np.isfinite(state.buffer.data.obs[:200]))
+
+
+@pytest.mark.slow  # ~3 min on a 2-core CPU: reverse mode through Hopper's contacts compiles slowly
+def test_oracle_return_gradient_through_contacts_matches_central_differences_and_the_probe_runs():
+    # The ground truth of the Fig. 3 study on a Brax env: ∂G/∂a_0 of a 3-step discounted return
+    # through the oracle (contacts, joint limits, the reward's forward-velocity prefix) against
+    # central differences, then `grad_error.mean_error` over one whole 1000-step episode.
+    from magejax import grad_error
+
+    config = configs.preset("hopper", "mage", "tiny", model="oracle", train_actor=False)
+    trainer = train.make_train(config)
+    env, agent = trainer.env, trainer.agent
+    params = agent.init(jax.random.PRNGKey(1))
+    pi = lambda s: agent.pi(params.actor_params, s)
+    obs0 = env.reset(jax.random.PRNGKey(2)).obs
+
+    def discounted_return(first_action_offset):
+        def body(carry, t):
+            obs, discount = carry
+            action = pi(obs) + jnp.where(t == 0, first_action_offset, 0.0)
+            next_obs = env.true_next_obs(obs, action)
+            return (next_obs, discount * config.gamma), discount * env.reward_fn(obs, action, next_obs)
+
+        return jax.lax.scan(body, (obs0, 1.0), jnp.arange(3))[1].sum()
+
+    grad = np.asarray(jax.jit(jax.grad(discounted_return), compiler_options=FAST_COMPILE)(
+        jnp.zeros(env.action_size)))
+    ret = jax.jit(discounted_return, compiler_options=FAST_COMPILE)
+    eps = 1e-2
+    unit = np.eye(env.action_size, dtype=np.float32)
+    fd = np.array([(ret(eps * u) - ret(-eps * u)) / (2 * eps) for u in unit])
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-4)
+    assert np.max(np.abs(grad)) > 0.05  # the actions move the return
+
+    q_single, _ = agent.q_fns
+    first = jax.tree.map(lambda p: p[0], params.critic_params)
+    q = lambda s, a: q_single(first, s[None], a[None])[0]
+    error = jax.jit(lambda key: grad_error.mean_error(env, pi, q, key, episodes=1, gamma=config.gamma),
+                    compiler_options=FAST_COMPILE)(jax.random.PRNGKey(3))
+    assert np.isfinite(float(error)) and float(error) > 0
