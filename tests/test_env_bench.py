@@ -33,3 +33,27 @@ def test_env_bench_measures_and_skips(tmp_path, capsys):
     assert (r["env"], r["backend"], r["batch"], r["steps"], r["reps"]) == ("inverted_pendulum", "generalized", 2, 5, 2)
     assert r["compile_s"] > 0 and r["p10_s"] <= r["median_s"] <= r["p90_s"]
     assert abs(r["steps_per_s"] - 2 * 5 / r["median_s"]) < 1e-6 * r["steps_per_s"]
+
+
+def test_env_bench_keeps_finished_rows_when_the_sweep_is_interrupted(tmp_path, monkeypatch):
+    # The JSON is rewritten after every combination: a sweep killed midway keeps what it measured.
+    env_bench = _env_bench()
+    calls = []
+
+    def fake_measure(name, backend, batch, steps, reps):
+        calls.append(batch)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # not an Exception: the sweep stops, as when it is killed
+        return dict(env=name, backend=backend, batch=batch, steps=steps, lower_s=0.1, compile_s=0.2,
+                    median_s=1.0, p10_s=1.0, p90_s=1.0, reps=reps, steps_per_s=batch * steps)
+
+    monkeypatch.setattr(env_bench, "measure", fake_measure)
+    try:
+        env_bench.main(["--envs", "hopper", "--backends", "generalized", "--batches", "1", "256",
+                        "--out", str(tmp_path)])
+    except KeyboardInterrupt:
+        pass
+    (path,) = tmp_path.glob("env-bench-*.json")
+    report = json.loads(path.read_text())
+    assert report["header"]["complete"] is False
+    assert [r["batch"] for r in report["results"]] == [1]
