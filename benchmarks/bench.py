@@ -360,7 +360,7 @@ def bench_hlo_check(s: Settings, key: jax.Array) -> dict:
                 grad = jax.grad(lambda p, st, m, b, k: agent.critic_loss(p, st, m, b, k)[0])
                 compiled, _ = compile_timed(grad, state.critic_params, state, model, batch, key)
                 flops[f"{algo}_critic_grad_{model_kind}"] = xla_flops(compiled)
-            action = agent.pi(state.actor_params, batch.obs)
+            action = agent.policy(state, batch.obs)
             compiled, _ = compile_timed(agent.model.sample_next_obs, model, batch.obs, action, key)
             flops[f"model_sample_forward_{model_kind}"] = xla_flops(compiled)
 

@@ -51,13 +51,13 @@ def action_stats(actions: np.ndarray, alive: np.ndarray) -> dict:
                 sign_changes=int(np.sum(np.diff(np.sign(a)) != 0)))
 
 
-def rollout(trainer, actor_params, key):
+def rollout(trainer, agent_state, key):
     """One deterministic-actor episode. -> actions (T,), obs (T, 5), rewards (T,), alive (T,)."""
     env, agent = trainer.env, trainer.agent
 
     def body(carry, _):
         state, alive = carry
-        action = agent.pi(actor_params, state.obs)
+        action = agent.policy(agent_state, state.obs)
         next_state = env.step(state, action)
         return (next_state, alive * (1.0 - next_state.terminated)), (action[0], next_state.obs, next_state.reward,
                                                                      alive)
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
         states, rows = jax.jit(jax.vmap(trainer.train))(keys)
         episode_keys = jax.random.split(jax.random.PRNGKey(7), args.seeds)
         actions, obs, rewards, alive = map(np.asarray, jax.jit(jax.vmap(lambda a, k: rollout(trainer, a, k)))(
-            states.agent.actor_params, episode_keys))
+            states.agent, episode_keys))
         per_seed = []
         for i in range(args.seeds):
             stats = action_stats(actions[i], alive[i])

@@ -40,6 +40,10 @@ def small_problem(algo: str = "mage", seed: int = 0, env: Env = STAND_IN_ENV, **
     agent = make_agent(config, env)
     k = jax.random.split(jax.random.PRNGKey(seed), 6)
     state = to_f64(agent.init(k[0]))
+    if config.normalize_obs:
+        # Input statistics far from (0, 1), so that a missed or doubled normalisation shows.
+        seen = 0.5 + 2.0 * jax.random.normal(jax.random.PRNGKey(seed + 200), (64, OBS), jnp.float64)
+        state = agent.with_obs_stats(state, to_f64(normalization.update(normalization.init(OBS), seen)))
     # Targets differ from the online networks, as they do after training starts.
     state = state.replace(critic_target=jax.tree.map(lambda x: x + 0.1 * jax.random.normal(k[1], x.shape), state.critic_target),
                           actor_target=jax.tree.map(lambda x: x + 0.1 * jax.random.normal(k[2], x.shape), state.actor_target))

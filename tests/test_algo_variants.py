@@ -36,7 +36,7 @@ def test_losses_and_action_grads_with_one_critic_agree_with_each_twin():
         agent, state, model, batch = small_problem("mage")
         q_single, _ = agent.q_fns
         obs = batch.obs
-        action = agent.pi(state.actor_params, obs)
+        action = agent.policy(state, obs)
         target_fn = agent.imagined_target_fn(state, model, obs, KEY)
         twin_loss, _ = critic.mage_loss(state.critic_params, obs, action, target_fn, q_single=q_single, lam=0.3)
         singles = [jax.tree.map(lambda p, i=i: p[i:i + 1], state.critic_params) for i in range(2)]

@@ -241,7 +241,7 @@ def test_oracle_return_gradient_through_contacts_matches_central_differences_and
     trainer = train.make_train(config)
     env, agent = trainer.env, trainer.agent
     params = agent.init(jax.random.PRNGKey(1))
-    pi = lambda s: agent.pi(params.actor_params, s)
+    pi = lambda s: agent.policy(params, s)
     obs0 = env.reset(jax.random.PRNGKey(2)).obs
 
     def discounted_return(first_action_offset):

@@ -31,7 +31,8 @@ def _leaves_identical(a, b) -> bool:
 
 
 class OneStepAgent(Agent):
-    """The agent with the 1-step target exactly as it was written before k-step targets existed."""
+    """The agent with the 1-step target as it was written before k-step targets existed (plus the
+    agent input normalisation of the bootstrap state)."""
 
     def imagined_target_fn(self, state, model, obs, key, reward=None):
         model_key, noise_key = jax.random.split(key)
@@ -44,8 +45,9 @@ class OneStepAgent(Agent):
             next_obs = self.model.sample_next_obs(model, obs, action, model_key)
             reward = jax.vmap(env.reward_fn)(obs, action, next_obs)
             terminated = jax.vmap(env.done_fn)(next_obs)
-            return critic.td_target(state.critic_target, state.actor_target, reward, next_obs,
-                                    terminated, noise, gamma=c.gamma, pi=self.pi, twin_q=twin_q)
+            return critic.td_target(state.critic_target, state.actor_target, reward,
+                                    self.obs_input(state, next_obs), terminated, noise, gamma=c.gamma,
+                                    pi=self.pi, twin_q=twin_q)
 
         return target
 
@@ -65,7 +67,7 @@ def test_horizon_one_is_the_one_step_code_bit_for_bit():
     assert _leaves_identical(ours, theirs)
     # The comparison can fail: two model steps give another target from the same key.
     two_step, _, _, _ = small_problem("mage", horizon=2)
-    action = agent.pi(state.actor_params, batch.obs)
+    action = agent.policy(state, batch.obs)
     y = lambda a: a.imagined_target_fn(state, model, batch.obs, KEY)(action)
     assert not np.any(y(two_step) == y(reference))
 
@@ -81,7 +83,7 @@ def test_two_step_target_matches_hand_written_rollout():
     c, m = agent.config, agent.model
     _, twin_q = agent.q_fns
     obs = batch.obs
-    action = agent.pi(state.actor_params, obs)
+    action = agent.policy(state, obs)
 
     def by_hand(a):
         model_key, noise_key = jax.random.split(KEY)          # the documented key split
@@ -89,11 +91,11 @@ def test_two_step_target_matches_hand_written_rollout():
         noise = critic.smoothing_noise(noise_key, (BATCH, ACT), c.target_noise, c.target_noise_clip)
         s1 = m.sample_next_obs(model, obs, a, key0)
         r0, d0 = jax.vmap(env.reward_fn)(obs, a, s1), jax.vmap(env.done_fn)(s1)
-        a1 = agent.pi(state.actor_target, s1)                 # later actions: the target actor
+        a1 = agent.pi(state.actor_target, agent.obs_input(state, s1))                 # later actions: the target actor
         s2 = m.sample_next_obs(model, s1, a1, key1)
         r1, d1 = jax.vmap(env.reward_fn)(s1, a1, s2), jax.vmap(env.done_fn)(s2)
-        a2 = jnp.clip(agent.pi(state.actor_target, s2) + noise, -1.0, 1.0)
-        q2 = jnp.min(twin_q(state.critic_target, s2, a2), axis=0)
+        a2 = jnp.clip(agent.pi(state.actor_target, agent.obs_input(state, s2)) + noise, -1.0, 1.0)
+        q2 = jnp.min(twin_q(state.critic_target, agent.obs_input(state, s2), a2), axis=0)
         y = r0 + c.gamma * (1 - d0) * r1 + c.gamma**2 * (1 - d0) * (1 - d1) * q2
         return y, (d0, d1)
 
@@ -171,7 +173,7 @@ def test_learned_reward_is_what_the_target_uses():
     true_agent, _, _, _ = small_problem("mage", horizon=2)
     reward = small_reward_state(agent, batch)
     obs = batch.obs
-    action = agent.pi(state.actor_params, obs)
+    action = agent.policy(state, obs)
 
     def loss(reward_state, a=agent):
         return a.critic_loss(state.critic_params, state, model, batch, KEY, reward_state)[0]

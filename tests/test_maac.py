@@ -301,9 +301,10 @@ def test_tanh_gaussian_log_prob_matches_change_of_variables(float64):
 
 def test_maac_acts_stochastically_and_evaluates_with_the_mean_action():
     agent = make_agent(configs.preset("pendulum", "maac", "tiny"), envs.make("pendulum"))
-    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).actor_params
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    params = state.actor_params
     obs = jnp.array([0.1, -2.0, 0.5])
-    a1, a2 = (jax.jit(agent.explore)(params, obs, jax.random.PRNGKey(i)) for i in (1, 2))
+    a1, a2 = (jax.jit(agent.explore)(state, obs, jax.random.PRNGKey(i)) for i in (1, 2))
     assert a1.shape == (1,) and not np.allclose(a1, a2) and float(jnp.max(jnp.abs(a1))) < 1
     np.testing.assert_allclose(agent.pi(params, obs), jnp.tanh(agent.dist(params, obs)[0]), rtol=1e-6)
 
@@ -312,10 +313,10 @@ def test_td3_style_exploration_is_the_clipped_noisy_action():
     """train.py's acting before `explore` existed, bit for bit."""
     config = configs.preset("pendulum", "mage", "tiny", exploration_noise=0.7)
     agent = make_agent(config, envs.make("pendulum"))
-    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).actor_params
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     obs, key = jnp.array([0.1, -2.0, 0.5]), jax.random.PRNGKey(9)
-    old = jnp.clip(agent.pi(params, obs) + 0.7 * jax.random.normal(key, (1,)), -1.0, 1.0)
-    np.testing.assert_array_equal(agent.explore(params, obs, key), old)
+    old = jnp.clip(agent.policy(state, obs) + 0.7 * jax.random.normal(key, (1,)), -1.0, 1.0)
+    np.testing.assert_array_equal(agent.explore(state, obs, key), old)
 
 
 # ------------------------------------------------------------------ configuration and training

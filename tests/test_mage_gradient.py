@@ -50,9 +50,10 @@ def test_action_gradient_of_td_error_matches_eq13():
     cfg, env = agent.config, agent.env
     q_single, twin_q = agent.q_fns
     obs = batch.obs
-    action = agent.pi(state.actor_params, obs)
+    action = agent.policy(state, obs)
     target_fn = agent.imagined_target_fn(state, model, obs, KEY)
-    delta, grad_a = critic.td_errors_and_action_grads(state.critic_params, obs, action, target_fn,
+    delta, grad_a = critic.td_errors_and_action_grads(state.critic_params, agent.obs_input(state, obs), action,
+                                                      target_fn,
                                                       q_single=q_single)
     assert delta.shape == (2, BATCH) and grad_a.shape == (2, BATCH, ACT)
 
@@ -70,16 +71,18 @@ def test_action_gradient_of_td_error_matches_eq13():
         s, a, s_next = obs[b], action[b], next_obs[b]
         dr_da = jax.grad(env.reward_fn, argnums=1)(s, a, s_next)
         dr_ds = jax.grad(env.reward_fn, argnums=2)(s, a, s_next)
-        a_next = agent.pi(state.actor_target, s_next[None])[0]
-        q_next = twin_q(state.critic_target, s_next[None], a_next[None])[:, 0]
+        # The networks see normalised states; each derivative below goes through that map too.
+        norm = lambda s_: agent.obs_input(state, s_[None])
+        a_next = agent.pi(state.actor_target, norm(s_next))[0]
+        q_next = twin_q(state.critic_target, norm(s_next), a_next[None])[:, 0]
         i = int(jnp.argmin(q_next))  # min(Q̄1, Q̄2) passes the gradient of the smaller one
-        q_target_i = lambda s_, a_: q_single(jax.tree.map(lambda p: p[i], state.critic_target), s_[None], a_[None])[0]
+        q_target_i = lambda s_, a_: q_single(jax.tree.map(lambda p: p[i], state.critic_target), norm(s_), a_[None])[0]
         dq_ds = jax.grad(q_target_i, argnums=0)(s_next, a_next)
         dq_da_next = jax.grad(q_target_i, argnums=1)(s_next, a_next)
-        dpi_ds = jax.jacobian(lambda s_: agent.pi(state.actor_target, s_[None])[0])(s_next)  # (A, O)
+        dpi_ds = jax.jacobian(lambda s_: agent.pi(state.actor_target, norm(s_))[0])(s_next)  # (A, O)
         dy_da = dr_da + ds_da[b].T @ dr_ds + cfg.gamma * ds_da[b].T @ (dq_ds + dpi_ds.T @ dq_da_next)
         for c in range(2):
-            q_online = lambda a_: q_single(jax.tree.map(lambda p: p[c], state.critic_params), s[None], a_[None])[0]
+            q_online = lambda a_: q_single(jax.tree.map(lambda p: p[c], state.critic_params), norm(s), a_[None])[0]
             expected = dy_da - jax.grad(q_online)(a)
             np.testing.assert_allclose(grad_a[c, b], expected, rtol=1e-9, atol=1e-12)
 
@@ -126,9 +129,9 @@ def test_lambda_only_loss_is_dyna_loss():
     mage_agent, state, model, batch = small_problem("mage")
     dyna_agent, _, _, _ = small_problem("dyna")
     q_single, _ = mage_agent.q_fns
-    obs = batch.obs
+    obs = mage_agent.obs_input(state, batch.obs)
     action = mage_agent.pi(state.actor_params, obs)
-    target_fn = mage_agent.imagined_target_fn(state, model, obs, KEY)
+    target_fn = mage_agent.imagined_target_fn(state, model, batch.obs, KEY)
 
     def lambda_only(params):
         return critic.mage_loss(params, obs, action, target_fn, q_single=q_single, lam=1.0, grad_weight=0.0)[0]

@@ -62,11 +62,11 @@ def test_returns_are_the_discounted_masked_h_step_return_with_terminal_min_q():
     r1 = -jnp.sum(s2**2) - 0.1 * jnp.sum(actions[0, 1] ** 2)
     q_min = -3.0 * jnp.sum(s2**2)  # the smaller of the two critics
     planner = _toy_planner(policy_gain=1.0, horizon=2)
-    got = planner.returns(None, None, None, s, actions, keys)
+    got = planner.returns(None, None, s, actions, keys)
     np.testing.assert_allclose(got, [r0 + GAMMA * r1 + GAMMA**2 * q_min], rtol=1e-6)
     # Terminal after the first step: its reward counts, nothing after it does.
     ends = _toy_planner(policy_gain=1.0, horizon=2, done_fn=lambda s_next: jnp.ones(()))
-    np.testing.assert_allclose(ends.returns(None, None, None, s, actions, keys), [r0], rtol=1e-6)
+    np.testing.assert_allclose(ends.returns(None, None, s, actions, keys), [r0], rtol=1e-6)
 
 
 def test_planner_with_an_optimal_seed_and_horizon_one_keeps_it():
@@ -76,7 +76,7 @@ def test_planner_with_an_optimal_seed_and_horizon_one_keeps_it():
     planner = _toy_planner(policy_gain=optimal_gain, horizon=1)
     obs = jax.random.uniform(jax.random.PRNGKey(1), (16, 2), minval=-0.8, maxval=0.8)
     keys = jax.random.split(jax.random.PRNGKey(2), 16)
-    plan = jax.jit(jax.vmap(lambda o, k: planner.plan(None, None, None, o, k)))
+    plan = jax.jit(jax.vmap(lambda o, k: planner.plan(None, None, o, k)))
     best, info = plan(obs, keys)
     assert best.shape == (16, 1, 2)
     assert np.all(np.asarray(info["plan_return"]) >= np.asarray(info["seed_return"]))
@@ -88,7 +88,7 @@ def test_planner_improves_a_poor_policy():
     planner = _toy_planner(policy_gain=0.2, horizon=3)
     obs = jax.random.uniform(jax.random.PRNGKey(1), (16, 2), minval=-0.8, maxval=0.8)
     keys = jax.random.split(jax.random.PRNGKey(2), 16)
-    best, info = jax.jit(jax.vmap(lambda o, k: planner.plan(None, None, None, o, k)))(obs, keys)
+    best, info = jax.jit(jax.vmap(lambda o, k: planner.plan(None, None, o, k)))(obs, keys)
     gain = np.asarray(info["plan_return"] - info["seed_return"])
     assert np.all(gain > 0.05 * np.abs(np.asarray(info["seed_return"])))
     # Optimal first action of this problem is close to −s (a small action cost shrinks it).
@@ -138,7 +138,7 @@ def test_planner_acts_for_every_model_based_algorithm(algo):
     model_state = jax.jit(agent.model.init)(jax.random.PRNGKey(1))
     obs = env.reset(jax.random.PRNGKey(2)).obs
     plan = jax.jit(planner.plan)
-    best, info = plan(agent_state.actor_params, agent_state.critic_params, model_state, obs, jax.random.PRNGKey(3))
+    best, info = plan(agent_state, model_state, obs, jax.random.PRNGKey(3))
     assert best.shape == (3, env.action_size) and bool(jnp.all(jnp.abs(best) <= 1.0))
     assert np.isfinite(info["plan_return"]) and float(info["plan_return"]) >= float(info["seed_return"])
 
@@ -154,11 +154,10 @@ def test_with_the_oracle_the_planned_return_is_the_real_return():
     for t in range(3):
         state = env.step(state, actions[t])
         real += config.gamma**t * float(state.reward)
-    _, twin_q = agent.q_fns
     s_h = state.obs[None]
-    real += config.gamma**3 * float(jnp.min(twin_q(agent_state.critic_params, s_h,
-                                                   agent.pi(agent_state.actor_params, s_h))))
-    got = planner.returns(agent_state.actor_params, agent_state.critic_params, None, state0.obs,
+    real += config.gamma**3 * float(jnp.min(agent.critic_values(agent_state, agent_state.critic_params, s_h,
+                                                                agent.policy(agent_state, s_h))))
+    got = planner.returns(agent_state, None, state0.obs,
                           actions[None], jax.random.split(jax.random.PRNGKey(3), 3))
     np.testing.assert_allclose(got, [real], rtol=1e-5)
 
@@ -172,9 +171,7 @@ def test_with_a_learned_reward_the_planner_scores_with_it():
     actions = jax.random.uniform(jax.random.PRNGKey(4), (4, 3, 1), minval=-1, maxval=1)
     keys = jax.random.split(jax.random.PRNGKey(5), 3)
     returns = jax.jit(planner.returns)
-    learned = returns(agent_state.actor_params, agent_state.critic_params, model_state, obs, actions, keys,
-                      reward_state)
-    _, twin_q = agent.q_fns
+    learned = returns(agent_state, model_state, obs, actions, keys, reward_state)
 
     @jax.jit
     def by_hand():  # the same rollout, rewards from r̂ (jitted: eager ops are slow on a busy CPU)
@@ -183,12 +180,11 @@ def test_with_a_learned_reward_the_planner_scores_with_it():
             s_next = agent.model.sample_next_obs_shared(model_state, s, actions[:, t], keys[t])
             total += config.gamma**t * agent.reward_model.predict(reward_state, s, actions[:, t], s_next)
             s = s_next
-        q = twin_q(agent_state.critic_params, s, agent.pi(agent_state.actor_params, s))
+        q = agent.critic_values(agent_state, agent_state.critic_params, s, agent.policy(agent_state, s))
         return total + config.gamma**3 * jnp.min(q, 0)
 
     np.testing.assert_allclose(learned, by_hand(), rtol=1e-5)
-    act = jax.jit(planner.act)(agent_state.actor_params, agent_state.critic_params, model_state, obs,
-                               jax.random.PRNGKey(6), reward_state)
+    act = jax.jit(planner.act)(agent_state, model_state, obs, jax.random.PRNGKey(6), reward_state)
     assert act.shape == (1,) and bool(jnp.all(jnp.abs(act) <= 1.0))
 
 

@@ -40,7 +40,8 @@ OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes"
              "warmup": "warmup_steps", "batch_size": "batch_size", "buffer_size": "buffer_size",
              "lam": "lam", "updates_per_step": "updates_per_step", "gamma": "gamma",
              "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr",
-             "backend": "env_backend", "reward": "reward", "model": "model", "horizon": "horizon"}
+             "backend": "env_backend", "reward": "reward", "model": "model", "horizon": "horizon",
+             "normalize_obs": "normalize_obs"}
 
 # Test-time MPC flags (their own block: `--eval-mpc` is a switch, default None = the preset's).
 OVERRIDES.update(eval_mpc="eval_mpc", mpc_horizon="mpc_horizon", mpc_population="mpc_population",
@@ -81,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", metavar="SOURCE",
                    help=f"next states of imagination: {', '.join(configs.MODELS)} (default: learned)")
     t.add_argument("--horizon", type=int, metavar="K", help="model steps before bootstrapping (default 1)")
+    t.add_argument("--no-normalize-obs", dest="normalize_obs", action="store_false", default=None,
+                   help="feed raw observations to actor and critics (default: standardised with the "
+                        "buffer's running mean and std, as in the original code; MAAC: always raw)")
     m = t.add_argument_group("test-time MPC (MAAC §5.4): evaluate with a CEM planner in the model")
     m.add_argument("--eval-mpc", action="store_true", default=None,
                    help="evaluation episodes act with the planner instead of the actor (model-based algorithms)")

@@ -87,7 +87,10 @@ class Config:
     target_noise_clip: float = 0.5
     actor_lr: float = 1e-4
     critic_lr: float = 1e-4
-    grad_clip: float = 5.0           # clip gradients by value, as the original code does
+    grad_clip: float = 5.0           # clip gradients by value, as the original code does (the MAGE
+                                     # critic's on the original's loss scale: Agent.critic_loss_scale)
+    normalize_obs: bool = True       # actor and critics see states standardised with the buffer's
+                                     # running mean and std, as in the original code (not MAAC)
     train_actor: bool = True         # False: the actor stays at its initialisation (the paper's
                                      # gradient-error study evaluates critics of a fixed policy)
     actor_hidden: tuple[int, ...] = (128, 128)
@@ -197,7 +200,9 @@ TINY = dict(total_steps=200, warmup_steps=50, eval_every=100, eval_episodes=2, b
 # MAGE setting of the environment, so that comparisons with MAGE isolate the algorithm. The
 # authors' differences there: 256×256 networks, batch 256, an 8 × 4 × 200 ensemble trained to
 # convergence with early stopping, 5 % real data in critic batches, STEVE weighting.
-_MAAC = dict(horizon=3, rollout_samples=5, actor_lr=3e-4, critic_lr=3e-4, policy_delay=1)
+#   normalize_obs off  neither the MAAC paper nor this implementation normalises agent inputs
+_MAAC = dict(horizon=3, rollout_samples=5, actor_lr=3e-4, critic_lr=3e-4, policy_delay=1,
+             normalize_obs=False)
 
 
 def preset(env: str = "pendulum", algo: str = "mage", size: str = "paper", **overrides) -> Config:
@@ -274,7 +279,10 @@ def validate(config: Config) -> Config:
     _require(c.model in MODELS, f"model: unknown model {c.model!r}; valid: {', '.join(MODELS)}")
     _require(isinstance(c.horizon, int) and c.horizon >= 0,
              f"horizon: must be a non-negative integer, got {c.horizon!r}")
+    _require(isinstance(c.normalize_obs, bool), f"normalize_obs: must be true or false, got {c.normalize_obs!r}")
     if c.algo == "maac":
+        _require(not c.normalize_obs, "normalize_obs: maac's networks take raw observations; "
+                 "agent input normalisation is implemented for the TD3 family only, set it to false")
         _require(c.reward == "true", f"reward: maac supports only reward='true' so far, got {c.reward!r}")
         _require(c.model == "learned", f"model: maac supports only model='learned' so far, got {c.model!r}")
     _validate_imagination(c)

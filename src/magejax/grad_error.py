@@ -90,8 +90,8 @@ def critic_probe(trainer, episodes: int | None = None) -> Callable:
     def probe(state, key: jax.Array) -> dict:
         params = state.agent
         first = jax.tree.map(lambda p: p[0], params.critic_params)
-        pi = lambda s: agent.pi(params.actor_params, s)
-        q = lambda s, a: q_single(first, s[None], a[None])[0]
+        pi = lambda s: agent.policy(params, s)
+        q = lambda s, a: q_single(first, agent.obs_input(params, s[None]), a[None])[0]
         return {"action_grad_error": mean_error(env, pi, q, key, episodes=episodes, gamma=c.gamma)}
 
     return probe

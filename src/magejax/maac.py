@@ -88,10 +88,22 @@ class MaacAgent:
         """Deterministic action tanh(μ(s)) (evaluation). obs (..., O) -> (..., A)."""
         return gaussian_policy.mode(self.dist(params, obs)[0])
 
-    def explore(self, params, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def policy(self, state: MaacState, obs: jax.Array) -> jax.Array:
+        """`pi` with the state's actor (MAAC's networks see raw observations). obs (..., O) -> (..., A)."""
+        return self.pi(state.actor_params, obs)
+
+    def explore(self, state: MaacState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """A sample of the stochastic policy (acting). obs (..., O) -> (..., A)."""
-        mean, log_std = self.dist(params, obs)
+        mean, log_std = self.dist(state.actor_params, obs)
         return gaussian_policy.sample(mean, log_std, jax.random.normal(key, mean.shape))[0]
+
+    def critic_values(self, state: MaacState, critic_params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """Q_i(s, a) of both critics. obs (B, O), action (B, A) -> (2, B)."""
+        return self.q_fns[1](critic_params, obs, action)
+
+    def with_obs_stats(self, state: MaacState, input_stats) -> MaacState:
+        """MAAC's networks take raw observations (`Config.normalize_obs` is off for it): unchanged."""
+        return state
 
     @property
     def q_fns(self) -> tuple[Callable, Callable]:

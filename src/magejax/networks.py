@@ -43,6 +43,10 @@ def apply_mlp(params, x: jax.Array, hidden: Sequence[int], out_size: int) -> jax
     return MLP(tuple(hidden), out_size).apply(params, x)
 
 
-def optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
-    """Every agent's optimiser: gradient clipping by value (as the original code), then RAdam."""
-    return optax.chain(optax.clip(grad_clip), optax.radam(lr))
+def optimizer(lr: float, grad_clip: float, grad_scale: float = 1.0) -> optax.GradientTransformation:
+    """Every agent's optimiser: gradient clipping by value (as the original code), then RAdam.
+
+    grad_scale multiplies the gradient first: the loss scale on which the clip and RAdam act
+    (the MAGE critic's: `update.Agent.critic_loss_scale`)."""
+    # One chain layout for every scale (×1 is exact), so optimiser states never depend on λ.
+    return optax.chain(optax.scale(grad_scale), optax.clip(grad_clip), optax.radam(lr))

@@ -45,3 +45,19 @@ def normalize(stats: RunningStats, x: jax.Array) -> jax.Array:
 
 def denormalize(stats: RunningStats, x: jax.Array) -> jax.Array:
     return x * jnp.where(stats.count > 0, stats.std, 1.0) + stats.mean
+
+
+def observation_slice(stats: RunningStats, size: int) -> RunningStats:
+    """The first `size` features of `stats` (the observation part of the (s, a) statistics)."""
+    return RunningStats(count=stats.count, mean=stats.mean[:size], m2=stats.m2[:size])
+
+
+def normalize_agent_input(stats: RunningStats, x: jax.Array) -> jax.Array:
+    """The original MAGE code's agent-input normalisation: (x − mean) / std, population std, with
+    stds below 1e-6 set to 1 (`normalizer.fix_stdev`), so a constant feature is only centred, never
+    blown up by the model's tiny errors on it. Empty statistics (count 0) leave x unchanged.
+
+    Differentiable in x (a fixed affine map), so ∇ₐ through ŝ(a) flows through it. x (..., D)."""
+    raw_std = jnp.sqrt(stats.m2 / jnp.maximum(stats.count, 1.0))
+    std = jnp.where(raw_std < 1e-6, 1.0, raw_std)
+    return (x - stats.mean) / std

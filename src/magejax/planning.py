@@ -75,7 +75,8 @@ def cem(score_fn: Callable[[jax.Array], jax.Array], init_mean: jax.Array, key: j
 class Planner:
     """CEM planner over a model; `act` is a pure function usable under jit and vmap.
 
-    pi(actor_params, obs (N, O)) -> (N, A); twin_q(critic_params, obs (N, O), action (N, A)) -> (2, N);
+    pi(agent_state, obs (N, O)) -> (N, A) and twin_q(agent_state, obs (N, O), action (N, A)) -> (2, N)
+    act on raw observations (the agent normalises its own inputs: `Agent.policy`, `critic_values`);
     step: see `StepFn`; reward: see `RewardFn`; done_fn(next_obs) -> () acts on single transitions
     (the `Env` convention). `model_state` and `reward_state` are passed through to step and reward.
     """
@@ -92,17 +93,17 @@ class Planner:
     init_std: float = 0.5
     gamma: float = 0.99
 
-    def policy_sequence(self, actor_params, model_state, obs: jax.Array, step_keys: jax.Array) -> jax.Array:
+    def policy_sequence(self, agent_state, model_state, obs: jax.Array, step_keys: jax.Array) -> jax.Array:
         """The policy's own actions along a model rollout from obs (O,). -> (H, A)"""
 
         def body(s, key):
-            a = self.pi(actor_params, s)
+            a = self.pi(agent_state, s)
             return self.step(model_state, s, a, key), a[0]
 
         _, actions = jax.lax.scan(body, obs[None], step_keys)
         return actions
 
-    def returns(self, actor_params, critic_params, model_state, obs: jax.Array, actions: jax.Array,
+    def returns(self, agent_state, model_state, obs: jax.Array, actions: jax.Array,
                 step_keys: jax.Array, reward_state=None) -> jax.Array:
         """G of each candidate from obs (O,). actions (N, H, A), step_keys (H,) -> (N,)."""
         n = actions.shape[0]
@@ -118,25 +119,23 @@ class Planner:
         init = (jnp.broadcast_to(obs, (n,) + obs.shape), jnp.zeros(n, obs.dtype),
                 jnp.ones(n, obs.dtype), jnp.ones((), obs.dtype))
         (s_h, ret, alive, discount), _ = jax.lax.scan(body, init, (jnp.swapaxes(actions, 0, 1), step_keys))
-        terminal = jnp.min(self.twin_q(critic_params, s_h, self.pi(actor_params, s_h)), axis=0)
+        terminal = jnp.min(self.twin_q(agent_state, s_h, self.pi(agent_state, s_h)), axis=0)
         return ret + discount * alive * terminal
 
-    def plan(self, actor_params, critic_params, model_state, obs: jax.Array, key: jax.Array,
+    def plan(self, agent_state, model_state, obs: jax.Array, key: jax.Array,
              reward_state=None) -> tuple[jax.Array, dict]:
         """Best sequence (H, A) from obs (O,) and {"seed_return", "plan_return"} (both ())."""
         model_key, cem_key = jax.random.split(key)
         step_keys = jax.random.split(model_key, self.horizon)  # shared by all candidates (see top)
-        seed = self.policy_sequence(actor_params, model_state, obs, step_keys)
-        score = lambda actions: self.returns(actor_params, critic_params, model_state, obs, actions, step_keys,
-                                             reward_state)
+        seed = self.policy_sequence(agent_state, model_state, obs, step_keys)
+        score = lambda actions: self.returns(agent_state, model_state, obs, actions, step_keys, reward_state)
         best, best_return = cem(score, seed, cem_key, population=self.population, elites=self.elites,
                                 iterations=self.iterations, init_std=self.init_std)
         return best, {"seed_return": score(seed[None])[0], "plan_return": best_return}
 
-    def act(self, actor_params, critic_params, model_state, obs: jax.Array, key: jax.Array,
-            reward_state=None) -> jax.Array:
+    def act(self, agent_state, model_state, obs: jax.Array, key: jax.Array, reward_state=None) -> jax.Array:
         """The first action of the plan from obs (O,), in [-1, 1]. -> (A,)"""
-        best, _ = self.plan(actor_params, critic_params, model_state, obs, key, reward_state)
+        best, _ = self.plan(agent_state, model_state, obs, key, reward_state)
         return best[0]
 
 
@@ -157,13 +156,14 @@ def imagined_reward(env: Env, agent) -> RewardFn:
 
 
 def make_planner(config: Config, env: Env, agent) -> Planner:
-    """The planner of a model-based agent for `config` (any agent with `pi`, `q_fns`, `model` and
+    """The planner of a model-based agent for `config` (any agent with `policy`, `critic_values`, `model` and
     `reward_model`: MAGE/Dyna's and MAAC's): its deterministic actor and twin critic, its imagined
     transition (`model_step`) and reward (`imagined_reward`)."""
     if not config.spec.uses_model:
         raise ConfigError(f"eval_mpc: algorithm {config.algo!r} has no model to plan with")
-    _, twin_q = agent.q_fns
-    return Planner(pi=agent.pi, twin_q=twin_q, step=model_step(config, env, agent),
+    twin_q = lambda agent_state, obs, action: agent.critic_values(agent_state, agent_state.critic_params, obs,
+                                                                  action)
+    return Planner(pi=agent.policy, twin_q=twin_q, step=model_step(config, env, agent),
                    reward=imagined_reward(env, agent), done_fn=env.done_fn,
                    horizon=config.mpc_horizon, population=config.mpc_population,
                    elites=config.mpc_elites, iterations=config.mpc_iterations,

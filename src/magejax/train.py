@@ -102,13 +102,10 @@ def make_train(config: Config) -> Trainer:
     def evaluate(train_state: TrainState, key: jax.Array) -> jax.Array:
         """Returns of `eval_episodes` episodes acting with the deterministic actor, or with the
         CEM planner in the model when `eval_mpc`. -> (eval_episodes,)"""
-        actor_params = train_state.agent.actor_params
-
         def act(obs, plan_key):
             if planner is None:
-                return agent.pi(actor_params, obs)
-            return planner.act(actor_params, train_state.agent.critic_params, train_state.model, obs, plan_key,
-                               train_state.reward_model)
+                return agent.policy(train_state.agent, obs)
+            return planner.act(train_state.agent, train_state.model, obs, plan_key, train_state.reward_model)
 
         def episode(key):
             # Planning keys only exist with a planner, so actor evaluation keeps its exact keys.
@@ -195,6 +192,9 @@ def make_train(config: Config) -> Trainer:
     def agent_updates(state: TrainState, step: jax.Array, key: jax.Array) -> tuple[AgentState, dict]:
         """`num_updates` update steps on fresh uniform batches; metrics averaged over them."""
         first_update = (step + 1 - c.warmup_steps) * num_updates
+        # The networks' input statistics are refreshed from all real data before every update
+        # phase (the original's `agent.setup_normalizer(buffer.normalizer)`).
+        agent_state = agent.with_obs_stats(state.agent, state.input_stats)
 
         def body(agent_state, inputs):
             j, key = inputs
@@ -205,7 +205,7 @@ def make_train(config: Config) -> Trainer:
                                      state.reward_model)
 
         keys = jax.random.split(key, num_updates)
-        agent_state, metrics = jax.lax.scan(body, state.agent, (jnp.arange(num_updates), keys))
+        agent_state, metrics = jax.lax.scan(body, agent_state, (jnp.arange(num_updates), keys))
         # Actor metrics are NaN by design on critic-only updates; the critic loss never is.
         bad = ~jnp.isfinite(metrics["critic_loss"]) | jnp.isinf(metrics["actor_loss"])
         metrics = jax.tree.map(jnp.nanmean, metrics)
@@ -216,7 +216,7 @@ def make_train(config: Config) -> Trainer:
         key, act_key, noise_key, reset_key, model_key, update_key = jax.random.split(state.key, 6)
         obs = state.env_state.obs
         random_action = jax.random.uniform(act_key, (env.action_size,), minval=-1.0, maxval=1.0)
-        policy_action = agent.explore(state.agent.actor_params, obs, noise_key)
+        policy_action = agent.explore(state.agent, obs, noise_key)
         action = jnp.where(step < c.warmup_steps, random_action, policy_action)
 
         next_env = env.step(state.env_state, action)

@@ -11,6 +11,14 @@ from the env or a learned r̂ (`config.reward`); with `config.horizon = k > 1` t
 the model k steps before bootstrapping (k-step MAGE; k-step Dyna is MVE-like).
 
 `Agent.update_step(state, model, batch, key, update_actor) -> (state, metrics)` is pure.
+
+Agent input normalisation (`config.normalize_obs`, on by default as in the original code): the
+actor and the critics see observations standardised with the running mean and std of the real
+states in the buffer. `AgentState.obs_stats` holds the snapshot they use; the training loop
+refreshes it from the buffer's statistics before every update phase (`with_obs_stats`), as the
+original's `agent.setup_normalizer(buffer.normalizer)` does. `pi` and `q_fns` are the bare networks
+on normalised inputs; `policy`, `explore` and every loss take raw observations and normalise them,
+so the model, the reward and the environment stay in raw observation space.
 """
 from __future__ import annotations
 
@@ -22,11 +30,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import actor, critic, networks
+from magejax import actor, critic, networks, normalization
 from magejax.configs import Config, ConfigError
 from magejax.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
 from magejax.maac import MaacAgent, make_maac_agent
+from magejax.normalization import RunningStats
 from magejax.replay import Transition
 from magejax.reward_model import RewardModel, RewardState
 
@@ -39,6 +48,8 @@ class AgentState:
     critic_target: chex.ArrayTree
     actor_opt_state: chex.ArrayTree
     critic_opt_state: chex.ArrayTree
+    obs_stats: RunningStats         # the real states' statistics the networks' inputs are normalised
+                                    # with (a snapshot: see `Agent.with_obs_stats`); (O,) leaves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +72,34 @@ class Agent:
     # ------------------------------------------------------------ networks and optimisers
     @property
     def pi(self) -> Callable:
+        """The bare actor network `pi(params, obs_in)` on NORMALISED inputs (`obs_input`)."""
         return actor.make_apply(self.env.action_size, self.config.actor_hidden)
 
-    def explore(self, params, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def obs_input(self, state: AgentState, obs: jax.Array) -> jax.Array:
+        """What the networks see of raw observations obs (..., O): standardised with
+        `state.obs_stats` (`normalization.normalize_agent_input`), or obs itself when
+        `normalize_obs` is off. An affine map, so gradients w.r.t. obs flow through it."""
+        if not self.config.normalize_obs:
+            return obs
+        return normalization.normalize_agent_input(state.obs_stats, obs)
+
+    def with_obs_stats(self, state: AgentState, input_stats: RunningStats) -> AgentState:
+        """`state` with its input statistics refreshed from the loop's running (s, a) statistics."""
+        return state.replace(obs_stats=normalization.observation_slice(input_stats, self.env.obs_size))
+
+    def policy(self, state: AgentState, obs: jax.Array) -> jax.Array:
+        """The deterministic actor on raw observations. obs (..., O) -> (..., A) in (-1, 1)."""
+        return self.pi(state.actor_params, self.obs_input(state, obs))
+
+    def explore(self, state: AgentState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """The acting policy clip(π(s) + N(0, σ²), ±1), σ = exploration_noise. obs (..., O) -> (..., A)."""
         noise = self.config.exploration_noise * jax.random.normal(key, obs.shape[:-1] + (self.env.action_size,))
-        return jnp.clip(self.pi(params, obs) + noise, -1.0, 1.0)
+        return jnp.clip(self.policy(state, obs) + noise, -1.0, 1.0)
+
+    def critic_values(self, state: AgentState, critic_params, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """Q_i(s, a) of every critic on raw observations. obs (B, O), action (B, A) -> (C, B)."""
+        _, twin_q = self.q_fns
+        return twin_q(critic_params, self.obs_input(state, obs), action)
 
     @property
     def q_fns(self) -> tuple[Callable, Callable]:
@@ -77,8 +110,18 @@ class Agent:
         return networks.optimizer(self.config.actor_lr, self.config.grad_clip)
 
     @property
+    def critic_loss_scale(self) -> float:
+        """Factor from this library's MAGE loss, huber(‖∇ₐδ‖) + λ·huber(δ), to the original code's,
+        huber(δ) + (1/λ)·huber(‖∇ₐδ‖): 1/λ (1 for the TD loss, and for λ = 0, where the original's
+        form has no finite weight). The critic's gradient is multiplied by it before clipping by
+        value and RAdam, so clipping at `grad_clip` and RAdam's scale-dependent first steps act
+        exactly as in the original; the reported `critic_loss` stays on this library's scale."""
+        c = self.config
+        return 1.0 / c.lam if c.spec.critic_loss == "mage" and c.lam > 0 else 1.0
+
+    @property
     def critic_optimizer(self) -> optax.GradientTransformation:
-        return networks.optimizer(self.config.critic_lr, self.config.grad_clip)
+        return networks.optimizer(self.config.critic_lr, self.config.grad_clip, self.critic_loss_scale)
 
     def init(self, key: jax.Array) -> AgentState:
         actor_key, critic_key = jax.random.split(key)
@@ -89,7 +132,8 @@ class Agent:
         return AgentState(actor_params=actor_params, actor_target=actor_params,
                           critic_params=critic_params, critic_target=critic_params,
                           actor_opt_state=self.actor_optimizer.init(actor_params),
-                          critic_opt_state=self.critic_optimizer.init(critic_params))
+                          critic_opt_state=self.critic_optimizer.init(critic_params),
+                          obs_stats=normalization.init(env.obs_size))
 
     # ------------------------------------------------------------ imagination
     def smoothing_noise(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -151,13 +195,14 @@ class Agent:
                 partial_return = partial_return + discount * self.imagined_reward(reward, obs_t, action_t,
                                                                                   next_obs)
                 discount = discount * c.gamma * (1.0 - jax.vmap(env.done_fn)(next_obs))
-                obs_t, action_t = next_obs, self.pi(state.actor_target, next_obs)
+                obs_t, action_t = next_obs, self.pi(state.actor_target, self.obs_input(state, next_obs))
             # The last step bootstraps: r_{k−1} + γ (1 − d_{k−1}) min_i Q̄_i(ŝ_k, a'_k).
             next_obs = self.imagined_next_obs(model, obs_t, action_t, step_keys[k - 1])
             reward_t = self.imagined_reward(reward, obs_t, action_t, next_obs)
             terminated = jax.vmap(env.done_fn)(next_obs)
-            tail = critic.td_target(state.critic_target, state.actor_target, reward_t, next_obs,
-                                    terminated, noise, gamma=c.gamma, pi=self.pi, twin_q=twin_q)
+            tail = critic.td_target(state.critic_target, state.actor_target, reward_t,
+                                    self.obs_input(state, next_obs), terminated, noise, gamma=c.gamma,
+                                    pi=self.pi, twin_q=twin_q)
             return tail if k == 1 else partial_return + discount * tail
 
         return target
@@ -177,17 +222,19 @@ class Agent:
         if spec.transitions == "real":
             noise = self.smoothing_noise(key, batch.action.shape)
             target = critic.td_target(state.critic_target, state.actor_target, batch.reward,
-                                      batch.next_obs, batch.terminated, noise, gamma=c.gamma,
-                                      pi=self.pi, twin_q=twin_q)
-            return critic.td_loss(critic_params, batch.obs, batch.action, target, twin_q=twin_q)
+                                      self.obs_input(state, batch.next_obs), batch.terminated, noise,
+                                      gamma=c.gamma, pi=self.pi, twin_q=twin_q)
+            return critic.td_loss(critic_params, self.obs_input(state, batch.obs), batch.action, target,
+                                  twin_q=twin_q)
 
         # Imagined transitions start at buffer states with the actor's own action (original code).
         obs = batch.obs
-        action = self.pi(state.actor_params, obs)
-        target_fn = self.imagined_target_fn(state, model, obs, key, reward)
+        obs_in = self.obs_input(state, obs)
+        action = self.pi(state.actor_params, obs_in)
+        target_fn = self.imagined_target_fn(state, model, obs, key, reward)  # raw obs: model space
         if spec.critic_loss == "td":
-            return critic.td_loss(critic_params, obs, action, target_fn(action), twin_q=twin_q)
-        return critic.mage_loss(critic_params, obs, action, target_fn, q_single=q_single, lam=c.lam)
+            return critic.td_loss(critic_params, obs_in, action, target_fn(action), twin_q=twin_q)
+        return critic.mage_loss(critic_params, obs_in, action, target_fn, q_single=q_single, lam=c.lam)
 
     # ------------------------------------------------------------ the update step
     def update_step(self, state: AgentState, model: ModelState | None, batch: Transition,
@@ -214,7 +261,8 @@ class Agent:
 
         def actor_step(state: AgentState) -> tuple[AgentState, dict]:
             loss, grads, grad_norm = actor.dpg_loss_and_grads(state.actor_params, state.critic_params,
-                                                              batch.obs, self.pi, q_single)
+                                                              self.obs_input(state, batch.obs), self.pi,
+                                                              q_single)
             updates, opt_state = self.actor_optimizer.update(grads, state.actor_opt_state,
                                                              state.actor_params)
             params = optax.apply_updates(state.actor_params, updates)
