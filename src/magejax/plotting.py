@@ -53,13 +53,17 @@ def confidence_band(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, mean - half, mean + half
 
 
-def _draw(ax, curves: dict, ylabel: str, xlabel: str, yscale: str) -> None:
-    """Each label's mean curve and shaded 95% band on `ax`."""
+def _draw(ax, curves: dict, ylabel: str, xlabel: str, yscale: str, per_seed: bool = False) -> None:
+    """Each label's mean curve and shaded 95% band on `ax`; with `per_seed`, every seed's curve
+    thinly behind them (a band from few seeds can leave the attainable range; the seeds cannot)."""
     for label, (steps, values) in curves.items():
         steps = np.asarray(steps)
         mean, lo, hi = confidence_band(values)
         (line,) = ax.plot(steps, mean, label=f"{label} (n={np.shape(values)[0]})")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+        if per_seed:
+            for seed_curve in np.asarray(values):
+                ax.plot(steps, seed_curve, color=line.get_color(), alpha=0.35, linewidth=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_yscale(yscale)
@@ -80,10 +84,12 @@ def plot_learning_curves(curves: dict, path, title: str, ylabel: str = "evaluati
 
 
 def plot_panels(panels: dict, path, ylabel: str = "evaluation return", xlabel: str = "environment steps",
-                yscale: str = "linear", columns: int = 4) -> Path:
+                yscale: str = "linear", columns: int = 4, per_seed: bool = False,
+                hline: float | None = None) -> Path:
     """One axes per panel (e.g. per environment), laid out in rows of at most `columns`.
 
-    panels: title -> curves, each curves as in `plot_learning_curves`. Returns the path written.
+    panels: title -> curves, each curves as in `plot_learning_curves`. per_seed: also draw every
+    seed thinly; hline: a dashed reference level (e.g. a success threshold). Returns the path.
     """
     if not panels:
         raise ValueError("nothing to plot: no panels")
@@ -93,7 +99,9 @@ def plot_panels(panels: dict, path, ylabel: str = "evaluation return", xlabel: s
     FigureCanvasAgg(fig)
     for i, (title, curves) in enumerate(panels.items()):
         ax = fig.add_subplot(rows, cols, i + 1)
-        _draw(ax, curves, ylabel, xlabel, yscale)
+        _draw(ax, curves, ylabel, xlabel, yscale, per_seed)
+        if hline is not None:
+            ax.axhline(hline, color="grey", linestyle="--", linewidth=0.8)
         ax.set_title(title)
     fig.tight_layout()
     path = Path(path)

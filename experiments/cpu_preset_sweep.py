@@ -1,0 +1,222 @@
+"""The measured sweep behind `configs.preset(env, algo, "cpu")`: critic width × batch size for
+MAGE-TD3 on Pendulum, 5 seeds, up to 10,000 env steps (issue "Fidelity to the original code, and
+learning you can see", section 2).
+
+Everything but the critic width and the batch is the paper's Pendulum setting (10 updates per env
+step, actor 2×128, model 8 × 2×128 trained every 25 steps on 120 batches of 256, λ = 0.2, agent
+input normalisation on). Two passes, both resumable:
+
+1. `--timing`: ms per env step of every setting, 5 seeds vmapped, on one chunk of 50 full-cost
+   steps (after warm-up, 2 model-training phases, evaluation included) following a warm-up chunk
+   of the same program; compile time apart. Run it on an idle machine: the load average is stored.
+2. learning (default): the settings in increasing order of measured cost, each a run directory
+   with metrics.jsonl and a checkpoint after every evaluation (every 250 steps, 10 episodes), so
+   a killed sweep continues where it stopped. Per seed it records the first evaluation with a
+   return >= -250.
+
+Stopping rules, fixed before any run:
+* success: once every seed has reached -250, run 1000 more steps (4 evaluations) and stop;
+* failure: after the evaluation at 6000 steps, stop if fewer than 2 of the 5 seeds have reached -250;
+* otherwise run to 10,000 steps.
+The preset is the cheapest setting (by the timing pass) whose MAGE-TD3 reaches -250 in at least 4
+of 5 seeds. Since settings run cheapest first, the first setting that passes is the answer; the
+sweep still runs the others (`--all`) for the table.
+
+    nohup python experiments/cpu_preset_sweep.py --timing > runs/cpu_sweep_timing.log 2>&1
+    nohup python experiments/cpu_preset_sweep.py > runs/cpu_sweep.log 2>&1 &   # rerun to resume
+    python experiments/cpu_preset_sweep.py --report   # table + plot into experiments/results/
+
+Run directories: runs/cpu_preset_sweep/<setting>/ (ignored by git); the committed table, plot and
+per-setting summaries: experiments/results/cpu_preset_sweep/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs" / "cpu_preset_sweep"
+RESULTS = ROOT / "experiments" / "results" / "cpu_preset_sweep"
+WIDTHS = (384, 256, 128, 64)
+BATCHES = (512, 256, 128)
+SEEDS = 5
+THRESHOLD = -250.0
+TOTAL_STEPS, EVAL_EVERY = 10_000, 250
+FAIL_CHECK_STEP, FAIL_MIN_SEEDS = 6_000, 2
+SUCCESS_EXTRA_STEPS = 1_000
+
+
+def settings() -> dict[str, dict]:
+    """name -> Config overrides. The grid, plus the paper size without agent normalisation."""
+    grid = {f"critic{w}_batch{b}": dict(critic_hidden=(w, w), batch_size=b) for w in WIDTHS for b in BATCHES}
+    grid["critic384_batch512_nonorm"] = dict(critic_hidden=(384, 384), batch_size=512, normalize_obs=False)
+    return grid
+
+
+def config_of(overrides: dict, **schedule):
+    from magejax import configs
+    fields = dict(total_steps=TOTAL_STEPS, eval_every=EVAL_EVERY, eval_episodes=10)
+    return configs.preset("pendulum", "mage", "paper", **{**fields, **overrides, **schedule})
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def timing_pass() -> None:
+    import jax
+    from magejax.train import make_train
+
+    path = RESULTS / "timing.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for name, overrides in settings().items():
+        if name in done:
+            continue
+        # 100 warm-up steps = chunks 0 and 1; chunk 2 compiles nothing new and costs what a full step does.
+        config = config_of(overrides, total_steps=150, eval_every=50)
+        trainer = make_train(config)
+        keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
+        t0 = time.perf_counter()
+        state, _ = jax.jit(jax.vmap(trainer.start))(keys)
+        chunk = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)))
+        compiled = chunk.lower(state, np.int32(0)).compile()
+        compile_s = time.perf_counter() - t0
+        for c in range(2):
+            state, row = compiled(state, np.int32(c))
+        jax.block_until_ready(row)
+        load_before = os.getloadavg()[0]
+        t = time.perf_counter()
+        state, row = compiled(state, np.int32(2))
+        jax.block_until_ready(row)
+        seconds = time.perf_counter() - t
+        done[name] = dict(ms_per_env_step=1000 * seconds / 50, ms_per_seed_step=1000 * seconds / 50 / SEEDS,
+                          compile_s=compile_s, load_1min_before=load_before, load_1min_after=os.getloadavg()[0],
+                          seeds=SEEDS, steps_timed=50)
+        log(f"timing {name}: {done[name]['ms_per_env_step']:.0f} ms per env step ({SEEDS} seeds), "
+            f"compile {compile_s:.0f} s, load {load_before:.2f}")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(done, indent=1) + "\n")
+
+
+def first_hits(rows: list[dict]) -> list[int | None]:
+    """Per seed, the env step of the first evaluation with return >= THRESHOLD (None: never)."""
+    hits: list[int | None] = [None] * SEEDS
+    for r in sorted(rows, key=lambda r: (r["env_step"], r["seed"])):
+        if hits[r["seed"]] is None and r["eval_return"] is not None and r["eval_return"] >= THRESHOLD:
+            hits[r["seed"]] = r["env_step"]
+    return hits
+
+
+def stop_reason(rows: list[dict], env_step: int) -> str | None:
+    """The fixed stopping rules (module docstring), applied after the evaluation at env_step."""
+    hits = first_hits(rows)
+    if all(h is not None for h in hits) and env_step >= max(hits) + SUCCESS_EXTRA_STEPS:
+        return "success"
+    if env_step >= FAIL_CHECK_STEP and sum(h is not None for h in hits) < FAIL_MIN_SEEDS:
+        return "failure"
+    if env_step >= TOTAL_STEPS:
+        return "end"
+    return None
+
+
+def learn(name: str, overrides: dict) -> dict:
+    """Run (or resume) one setting; returns its summary (also written to summary.json)."""
+    import jax
+    from magejax import checkpoint, metrics_io
+    from magejax.train import METRIC_NAMES, make_train
+
+    run_dir = RUNS / name
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    config = config_of(overrides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_io.write_config(run_dir, config, {"seeds": SEEDS, "seed": 0, "sweep": "cpu_preset"})
+    trainer = make_train(config)
+    keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
+    start = jax.jit(jax.vmap(trainer.start))
+    chunk = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
+    abstract = jax.eval_shape(start, keys)[0]
+    ckpts = checkpoint.RunCheckpoints(run_dir, checkpoint.identity(config, SEEDS, 0), keep=2)
+    restored = ckpts.restore(abstract, log=log)
+    t0 = time.perf_counter()
+    if restored is None:
+        writer = metrics_io.MetricsWriter(run_dir)
+        state, row = start(keys)
+        writer.write_rows(0, {k: row[k] for k in METRIC_NAMES})
+        first, train_s, wall_before = 0, 0.0, 0.0
+    else:
+        state, progress = restored
+        writer = metrics_io.MetricsWriter(run_dir, keep_bytes=progress.metrics_bytes)
+        first, train_s, wall_before = progress.next_chunk, progress.train_s, progress.wall_s
+        log(f"{name}: resuming at env step {progress.env_step}")
+    compiled = chunk.lower(state, np.int32(0)).compile()
+    loads = []
+    reason = None
+    for c in range(first, config.num_chunks):
+        t = time.perf_counter()
+        state, row = compiled(state, np.int32(c))
+        jax.block_until_ready(row)
+        train_s += time.perf_counter() - t
+        loads.append(os.getloadavg()[0])
+        env_step = (c + 1) * config.eval_every
+        writer.write_rows(env_step, {k: row[k] for k in METRIC_NAMES})
+        writer.sync()
+        ckpts.save(jax.device_get(state), checkpoint.Progress(
+            env_step=env_step, next_chunk=c + 1, metrics_rows=writer.rows, metrics_bytes=writer.bytes,
+            metrics_sha256=writer.sha256(), train_s=train_s, wall_s=wall_before + time.perf_counter() - t0))
+        rows = metrics_io.read_metrics(run_dir)
+        hits = first_hits(rows)
+        log(f"{name}: step {env_step} eval {np.round(np.asarray(row['eval_return']), 0).tolist()} "
+            f"hits {hits} ({train_s:.0f} s training)")
+        reason = stop_reason(rows, env_step)
+        if reason:
+            break
+    writer.close()
+    ckpts.close()
+    rows = metrics_io.read_metrics(run_dir)
+    hits = first_hits(rows)
+    last = max(r["env_step"] for r in rows)
+    summary = dict(setting=name, overrides={k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+                   first_hit_step=hits, seeds_reached=sum(h is not None for h in hits), stopped=reason,
+                   last_step=last, final_returns=[r["eval_return"] for r in sorted(rows, key=lambda r: r["seed"])
+                                                  if r["env_step"] == last],
+                   train_s=train_s, load_1min_during=[min(loads), max(loads)] if loads else None,
+                   passes=sum(h is not None for h in hits) >= 4)
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--timing", action="store_true", help="only the timing pass")
+    p.add_argument("--only", nargs="+", metavar="SETTING", help="run only these settings")
+    p.add_argument("--report", action="store_true", help="write the table and the plot from what has run")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "src"))
+    if args.timing:
+        timing_pass()
+        return 0
+    if args.report:
+        from experiments import cpu_preset_report
+        cpu_preset_report.write(RUNS, RESULTS, settings())
+        return 0
+    timing = json.loads((RESULTS / "timing.json").read_text())
+    order = sorted(settings(), key=lambda n: timing[n]["ms_per_env_step"])
+    for name in order:
+        if args.only and name not in args.only:
+            continue
+        summary = learn(name, settings()[name])
+        log(f"{name}: {summary['seeds_reached']}/{SEEDS} seeds reached {THRESHOLD} "
+            f"({summary['stopped']}); first hits {summary['first_hit_step']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
