@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from magejax import cli, configs, metrics_io
+from magejax.runs import divergence
 from magejax.train import METRIC_NAMES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,16 +129,16 @@ def test_non_finite_detection():
     row = {name: np.array([1.0, 1.0]) for name in METRIC_NAMES}
     row["nonfinite_losses"] = np.zeros(2)
     row["model_nll"] = np.array([nan, nan])       # absent quantity: NaN in every seed is fine
-    assert cli._non_finite(row) == []
+    assert divergence.non_finite(row) == []
     row["critic_loss"] = np.array([1.0, nan])     # NaN beside a finite value: diverged
     row["eval_return"] = np.array([np.inf, 1.0])
-    found = {name: list(seeds) for name, seeds in cli._non_finite(row)}
+    found = {name: list(seeds) for name, seeds in divergence.non_finite(row)}
     assert found == {"eval_return": [0], "critic_loss": [1]}
     # A single seed whose losses went NaN mid-chunk: the means hide it, the count does not.
     row = {name: np.array([1.0]) for name in METRIC_NAMES}
     row["critic_loss"] = np.array([0.5])
     row["nonfinite_losses"] = np.array([3.0])
-    assert [(name, list(seeds)) for name, seeds in cli._non_finite(row)] == [("loss (nonfinite_losses > 0)", [0])]
+    assert [(name, list(seeds)) for name, seeds in divergence.non_finite(row)] == [("loss (nonfinite_losses > 0)", [0])]
 
 
 @pytest.fixture(scope="module")

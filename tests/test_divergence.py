@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from magejax import checkpoint, cli, metrics_io
+from magejax.runs import divergence
 from magejax import train as train_lib
 
 SEEDS, POISONED_SEED, POISONED_CHUNK = 2, 1, 2
@@ -101,13 +102,13 @@ def test_message_names_losses_nan_in_every_seed():
     row = {name: np.array([1.0, 1.0]) for name in train_lib.METRIC_NAMES}
     row.update(critic_loss=np.array([nan, nan]), td_error=np.array([nan, nan]),
                model_nll=np.array([nan, nan]), nonfinite_losses=np.array([100.0, 0.0]))
-    problems = cli._non_finite(row)
-    message = cli._divergence(700, row, problems, uses_model=False)
+    problems = divergence.non_finite(row)
+    message = divergence.describe(700, row, problems, uses_model=False)
     assert message == ("training diverged at env step 700: seed 0: non-finite critic_loss, td_error "
                        "(nonfinite_losses 100 in this chunk)")  # model_nll not named: model-free
     row["critic_loss"] = row["td_error"] = np.array([1.0, 1.0])  # NaN only mid-chunk: means finite
-    assert "seed 0: non-finite loss (which one is not visible: the chunk means skip NaN)" in cli._divergence(
-        700, row, cli._non_finite(row), uses_model=False)
+    assert "seed 0: non-finite loss (which one is not visible: the chunk means skip NaN)" in divergence.describe(
+        700, row, divergence.non_finite(row), uses_model=False)
 
 
 def test_message_names_reward_and_model_losses_only_where_learned():
@@ -115,7 +116,7 @@ def test_message_names_reward_and_model_losses_only_where_learned():
     nan = float("nan")
     row = {name: np.array([1.0]) for name in train_lib.METRIC_NAMES}
     row.update(reward_mse=np.array([nan]), model_nll=np.array([nan]), nonfinite_losses=np.array([3.0]))
-    problems = cli._non_finite(row)
-    assert cli._divergence(700, row, problems, uses_model=False, learns_reward=True) == (
+    problems = divergence.non_finite(row)
+    assert divergence.describe(700, row, problems, uses_model=False, learns_reward=True) == (
         "training diverged at env step 700: seed 0: non-finite reward_mse (nonfinite_losses 3 in this chunk)")
-    assert "which one is not visible" in cli._divergence(700, row, problems, uses_model=False)
+    assert "which one is not visible" in divergence.describe(700, row, problems, uses_model=False)

@@ -16,7 +16,13 @@ import pytest
 from magejax import metrics_io, parallel
 from magejax.train import METRIC_NAMES
 
-RUN = ["train", "--preset", "tiny", "--seeds", "4", "--steps", "200", "--eval-every", "100", "--quiet"]
+# Raw agent inputs: this file tests sharding, and its float32-rounding bound (below) holds where
+# training amplifies rounding little. With agent input normalisation (the default) the same
+# one-device vs four-device rounding differences grew to 2.4e-4 relative in eval_return by step
+# 200 (measured): dividing by the tiny preset's small early stds amplifies them; the sharding is
+# the same either way.
+RUN = ["train", "--no-normalize-obs", "--preset", "tiny", "--seeds", "4", "--steps", "200", "--eval-every", "100",
+       "--quiet"]
 
 
 def test_shard_count_is_largest_divisor():

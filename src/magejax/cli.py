@@ -13,15 +13,12 @@ exits 1.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import shutil
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 
 from magejax import configs, metrics_io, plotting
 
@@ -31,9 +28,6 @@ TENSORBOARD_DIR = "tensorboard"
 
 # Defaults of the flags that describe a run; None in argparse so a resume can tell given from not.
 RUN_DEFAULTS = {"env": "pendulum", "algo": "mage", "preset": "paper", "seeds": 1, "seed": 0}
-
-# Losses checked for divergence at each chunk boundary, besides the evaluation return.
-LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse", "reward_mse")
 
 # CLI flag (argparse dest) -> Config field, for the flags that override the preset.
 OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes": "eval_episodes",
@@ -226,28 +220,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {out}: cannot create run directory: {e.strerror or e}") from None
 
 
-def _non_finite(row: dict) -> list[tuple[str, np.ndarray]]:
-    """(metric, bad seed indices) for each diverged metric of one evaluation row (name -> (S,))."""
-    problems = []
-    # Counted inside the jitted loop: the loss means below skip NaN, so a single-seed run or a
-    # divergence late in a chunk would otherwise go unseen.
-    counted = np.asarray(row["nonfinite_losses"], dtype=np.float64) > 0
-    if counted.any():
-        problems.append(("loss (nonfinite_losses > 0)", np.flatnonzero(counted)))
-    for name in ("eval_return",) + LOSS_METRICS:
-        v = np.asarray(row[name], dtype=np.float64)
-        if name == "eval_return":
-            bad = ~np.isfinite(v)
-        else:
-            # A loss that is NaN in *every* seed is "no such quantity in this chunk" (model-free
-            # algorithm, warm-up, no model-training step): schedules depend on the step only,
-            # never on the seed. NaN beside finite values, or ±inf, is divergence.
-            bad = np.isinf(v) | (np.isnan(v) & np.isfinite(v).any())
-        if bad.any():
-            problems.append((name, np.flatnonzero(bad)))
-    return problems
-
-
 def _hms(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -302,42 +274,6 @@ def _require_tensorboard() -> None:
                          "(or pip install 'magejax[tensorboard]')") from None
 
 
-def _log_scalars(tb, env_step: int, row: dict) -> None:
-    """Every metric of one evaluation: its mean over seeds and each seed's value.
-
-    Metrics NaN in every seed (quantities an algorithm or chunk does not have) are left out.
-    """
-    for name, values in row.items():
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        if np.isnan(v).all():
-            continue
-        tb.add_scalar(f"{name}/mean", float(np.mean(v)), env_step)
-        for seed, x in enumerate(v):
-            tb.add_scalar(f"{name}/seed_{seed}", float(x), env_step)
-    tb.flush()
-
-
-def _divergence(env_step: int, row: dict, problems, uses_model: bool, learns_reward: bool = False) -> str:
-    """One line naming the env step, each diverged seed and its non-finite losses.
-
-    uses_model / learns_reward: whether the run trains a dynamics model (not under the oracle)
-    and a reward model, i.e. whether the `model_*` and `reward_*` losses are computed at all."""
-    counts = np.asarray(row["nonfinite_losses"], dtype=np.float64)
-    parts = []
-    for seed in sorted({int(s) for _, bad in problems for s in bad}):
-        names = [name for name, bad in problems if seed in bad and name in ("eval_return",) + LOSS_METRICS]
-        # A loss NaN in every seed (so not in `problems`) is still named for a seed whose count
-        # shows a non-finite loss, unless the algorithm never computes it.
-        names += [name for name in LOSS_METRICS if name not in names
-                  and (uses_model or not name.startswith("model_"))
-                  and (learns_reward or not name.startswith("reward_")) and counts[seed] > 0
-                  and not np.isfinite(np.asarray(row[name], dtype=np.float64)[seed])]
-        what = ", ".join(names) if names else "loss (which one is not visible: the chunk means skip NaN)"
-        count = f" (nonfinite_losses {counts[seed]:.0f} in this chunk)" if counts[seed] > 0 else ""
-        parts.append(f"seed {seed}: non-finite {what}{count}")
-    return f"training diverged at env step {env_step}: " + "; ".join(parts)
-
-
 def _train(args) -> int:
     multihost = _init_distributed(args)
     resuming = args.resume is not None
@@ -375,173 +311,39 @@ def _train(args) -> int:
 
     # Imported here so `magejax --help` and bad-input errors do not wait for JAX.
     import jax
-    import jax.numpy as jnp
 
     from magejax import checkpoint, parallel
-    from magejax.train import METRIC_NAMES, make_train
+    from magejax.runs import driver, progress
 
     main_process = parallel.is_main()
     note = _note if main_process else (lambda message: None)
-    progress = not args.quiet and main_process
-    tty = sys.stderr.isatty()
-    t0 = time.perf_counter()
-    trainer = make_train(config)
-    placement = parallel.place_seeds(seeds)
-    if placement.note:
-        note(placement.note)
-    seed_sharding, replicated = placement.seeds, placement.replicated
-    keys = placement.put(jax.random.split(jax.random.PRNGKey(run["seed"]), seeds))
-    start_v = placement.jit(jax.vmap(trainer.start), in_shardings=seed_sharding,
-                            out_shardings=seed_sharding)
-    chunk_v = placement.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)),
-                            in_shardings=(seed_sharding, replicated), out_shardings=seed_sharding,
-                            donate_argnums=0)
-
-    def chunk_index(c: int):  # replicated over the mesh: every device runs the same chunk
-        return placement.put(np.int32(c), replicated) if placement.mesh is not None else jnp.int32(c)
-
-    writer = ckpts = tb = bar = None
-    last_eval = np.zeros(seeds)
-    last_ckpt = [None]  # env step of the newest checkpoint
-
-    def record(env_step: int, row: dict) -> None:
-        row = parallel.to_host(row)  # every seed, in every process
-        row = {name: row[name] for name in METRIC_NAMES}  # file columns in the documented order
-        if main_process:
-            writer.write_rows(env_step, row)
-            if tb is not None:
-                _log_scalars(tb, env_step, row)
-        problems = _non_finite(row)
-        if problems:
-            if bar is not None:
-                bar.close()
-            where = (f"the newest checkpoint, from before it, is at env step {last_ckpt[0]}"
-                     if last_ckpt[0] is not None else "no checkpoint was written before it")
-            learns_model = config.spec.uses_model and config.model == "learned"
-            learns_reward = config.spec.uses_model and config.reward == "learned"
-            print(f"magejax: error: {_divergence(env_step, row, problems, learns_model, learns_reward)}. "
-                  f"Metrics rows up to this step are in {out / metrics_io.METRICS_FILE}; {where}",
-                  file=sys.stderr)
-            if writer is not None:
-                writer.close()
-            raise SystemExit(1)
-        last_eval[:] = row["eval_return"]
-
-    # Restore target: structure, shapes and dtypes (eval_shape computes nothing); host layout.
-    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype),
-                            jax.eval_shape(start_v, keys)[0])
-    host_state, done = None, None
-    if main_process:
-        ckpts = checkpoint.RunCheckpoints(out, checkpoint.identity(config, seeds, run["seed"]), keep)
-
-    def restore():
-        nonlocal host_state
-        if not resuming:
-            return None
-        try:
-            restored = ckpts.restore(abstract, log=_note)
-        except checkpoint.IncompatibleCheckpoint as e:
-            raise UsageError(f"--resume {out}: {e}") from None
-        if restored is None:
-            _note(f"{out}: no checkpoint to resume from; starting the run from the beginning")
-            return None
-        host_state = restored[0]
-        return dataclasses.asdict(restored[1])
-
-    restored = _on_main(restore, multihost)
+    show = not args.quiet and main_process
+    report = None
+    if show:
+        report = progress.tqdm_bar() if sys.stderr.isatty() else progress.lines()
+    saved = dict(run, checkpoint_every=every_ckpt, keep=keep)
+    if settings["tensorboard"]:
+        saved["tensorboard"] = True  # a resume goes on logging
     try:
-        if restored is None:
-            if main_process:
-                writer = metrics_io.MetricsWriter(out)
-            state, row = start_v(keys)
-            first, train_s, wall_before = 0, 0.0, 0.0
-        else:
-            done = checkpoint.Progress(**restored)
-            note(f"resuming {out} at env step {done.env_step}/{config.total_steps} "
-                 f"({done.metrics_rows} metrics rows kept)")
-            if main_process:
-                writer = metrics_io.MetricsWriter(out, keep_bytes=done.metrics_bytes)
-            state = placement.put(parallel.broadcast_tree(host_state, abstract))
-            host_state = None
-            first, train_s, wall_before = done.next_chunk, done.train_s, done.wall_s
-            last_ckpt[0] = done.env_step
-        if main_process and settings["tensorboard"]:
-            from tensorboardX import SummaryWriter
-            # A resume rewrites the rows after its checkpoint: TensorBoard drops the old ones.
-            tb = SummaryWriter(str(out / TENSORBOARD_DIR),
-                               purge_step=None if done is None else done.env_step + 1)
-        if restored is None:
-            record(0, row)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
-    # Compile ahead of time: the chunk index is a traced int32 scalar (not static), so this one
-    # executable serves every chunk — a different index cannot retrace — and compile time stays
-    # out of the steps/s figures.
-    run_chunk = chunk_v.lower(state, chunk_index(0)).compile()
-    compile_s = time.perf_counter() - t0
-
-    n, every = config.num_chunks, config.eval_every
-
-    def save(chunks_done: int) -> None:
-        host = parallel.to_host(state)  # every process takes part when the state spans hosts
-        last_ckpt[0] = chunks_done * every
-        if not main_process:
-            return
-        writer.sync()  # the rows this checkpoint claims must be on disk before it is
-        ckpts.save(host, checkpoint.Progress(
-            env_step=chunks_done * every, next_chunk=chunks_done, metrics_rows=writer.rows,
-            metrics_bytes=writer.bytes, metrics_sha256=writer.sha256(), train_s=train_s,
-            wall_s=wall_before + time.perf_counter() - t0))
-
-    if progress and tty:
-        try:
-            from tqdm import tqdm
-        except ImportError:  # a dependency, but a missing bar is no reason to stop
-            tqdm = None
-        if tqdm is not None:
-            bar = tqdm(total=config.total_steps, initial=first * every, file=sys.stderr,
-                       desc="magejax", unit=" env steps", dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
-                                  "{rate_noinv_fmt} per seed{postfix}]")
-    ckpt_s = 0.0
-    try:
-        for c in range(first, n):
-            t = time.perf_counter()
-            state, row = run_chunk(state, chunk_index(c))
-            jax.block_until_ready(row)
-            train_s += time.perf_counter() - t
-            record((c + 1) * every, row)
-            if (c + 1) * every % every_ckpt == 0 or c == n - 1:
-                t = time.perf_counter()
-                save(c + 1)
-                ckpt_s += time.perf_counter() - t
-            if bar is not None:
-                bar.set_postfix_str(f"eval return {np.mean(last_eval):.1f} (mean of {seeds})",
-                                    refresh=False)
-                bar.update(every)
-            elif progress:
-                done_steps = (c + 1) * every
-                rate = done_steps / train_s
-                print(f"step {done_steps}/{config.total_steps} | {rate:,.0f} env steps/s per seed "
-                      f"({rate * seeds:,.0f} total) | elapsed {_hms(wall_before + time.perf_counter() - t0)} "
-                      f"| ETA {_hms(train_s / (c + 1) * (n - c - 1))} "
-                      f"| eval return {np.mean(last_eval):.1f} (mean of {seeds})",
-                      file=sys.stderr, flush=True)
+        result = driver.run(config, out, seeds=seeds, seed=run["seed"], resume=resuming, run_settings=saved,
+                            checkpoint_every=every_ckpt, keep=keep, progress_fn=report,
+                            tensorboard=settings["tensorboard"], note=note)
+    except driver.ResumeRefused as e:
+        raise UsageError(f"--resume {out}: {e}") from None
+    except driver.Diverged as e:
+        _close(report)
+        print(f"magejax: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
+        _close(report)
         if main_process:
-            print(f"\nmagejax: interrupted; finished evaluations are in {writer.path}; continue "
-                  f"with `magejax train --resume {out}`", file=sys.stderr)
+            print(f"\nmagejax: interrupted; finished evaluations are in {out / metrics_io.METRICS_FILE}; "
+                  f"continue with `magejax train --resume {out}`", file=sys.stderr)
         raise SystemExit(130) from None
-    finally:
-        if bar is not None:
-            bar.close()
-        for f in (writer, ckpts, tb):
-            if f is not None:
-                f.close()
-
-    final_state = parallel.to_host(state)  # every process takes part when the state spans hosts
+    except OSError as e:
+        _close(report)
+        raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
+    _close(report)
     if not main_process:
         return 0
     steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
@@ -549,26 +351,30 @@ def _train(args) -> int:
         {config.algo: (steps, returns)}, out / "curve.png",
         title=f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})")
     mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
-    wall_s = wall_before + time.perf_counter() - t0
-    rate = config.total_steps / train_s if train_s > 0 else float("nan")
+    rate = config.total_steps / result.train_s if result.train_s > 0 else float("nan")
     summary = {
         "env": config.env, "algo": config.algo, "seeds": seeds, "base_seed": run["seed"],
         "env_steps": config.total_steps,
         "final_eval_return_mean": mean, "final_eval_return_ci95": [lo, hi],
         "final_eval_return_per_seed": [float(x) for x in returns[:, -1]],
         # Identical for an uninterrupted run and a killed-and-resumed one.
-        "final_state_sha256": checkpoint.state_digest(final_state),
-        "resumed_from_env_step": None if done is None else done.env_step,
-        "devices": placement.devices, "processes": jax.process_count(),
-        "wall_time_s": wall_s, "compile_time_s": compile_s, "checkpoint_time_s": ckpt_s,
+        "final_state_sha256": checkpoint.state_digest(result.state),
+        "resumed_from_env_step": result.resumed_from,
+        "devices": result.devices, "processes": jax.process_count(),
+        "wall_time_s": result.wall_s, "compile_time_s": result.compile_s, "checkpoint_time_s": result.checkpoint_s,
         # Rates exclude compilation, so they compare across run lengths.
         "env_steps_per_s_per_seed": _nan_to_none(rate),
         "env_steps_per_s_total": _nan_to_none(rate * seeds),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s)) "
-          f"in {_hms(wall_s)}; plot: {plot}")
+          f"in {_hms(result.wall_s)}; plot: {plot}")
     return 0
+
+
+def _close(report) -> None:
+    if report is not None and hasattr(report, "close"):
+        report.close()
 
 
 # ----------------------------------------------------------------------------------------- plot

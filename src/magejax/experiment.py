@@ -4,14 +4,16 @@ A `Condition` is a name and a `Config`. Each condition runs with its seeds
 vmapped in one compiled program (`jax.vmap(trainer.start)`, then `jax.vmap(trainer.run_chunk)`
 once per evaluation — the chunked form of `jax.vmap(trainer.train)` over
 `jax.random.split(PRNGKey(seed), seeds)`). After every chunk the rows of all seeds are appended
-to the condition's `metrics.jsonl` and `metrics.csv` and flushed, and a progress line is printed,
-so an interrupted run keeps every evaluation it finished. A condition whose `summary.json`
-matches its config and seeds is not run again: re-running a script resumes an interrupted sweep
-at the condition it stopped in (`--rerun` runs everything again).
+to the condition's `metrics.jsonl` and `metrics.csv`, a checkpoint is written, and a progress line
+is printed (all by the run driver, `magejax.runs.driver`). A condition whose `summary.json`
+matches its config and seeds is not run again, and an unfinished one continues from its newest
+checkpoint: re-running a killed script resumes it inside the condition it stopped in, and ends
+with the files of an uninterrupted run (`--rerun` runs everything again).
 
 Files of a condition, under the figure's output directory (`magejax.figures`):
-  <condition>/config.json, metrics.jsonl, metrics.csv, summary.json, and final.json when the
-  figure has a final probe (per-seed values measured once on the trained state)
+  <condition>/config.json, metrics.jsonl, metrics.csv, checkpoints/ (the newest two), summary.json,
+  and final.json when the figure has a final probe (per-seed values measured once on the trained
+  state)
 
 Statistics (`curve_stats`), per seed and then mean with the 95% Student-t interval over seeds:
 `final` is the last evaluation; `auc` the area under the curve divided by its length in env
@@ -20,25 +22,26 @@ every seed; `max` the best evaluation (the TD3 paper's "maximum average return")
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from magejax import configs, metrics_io, plotting
+from magejax import checkpoint, configs, metrics_io, plotting
 from magejax.configs import Config
+from magejax.train import make_train
 
 SCALES = ("tiny", "cpu", "paper")
 """tiny: CI-sized networks and runs (seconds, for tests); cpu: small enough for a 2-core CPU in
 minutes; paper: the paper's settings (an accelerator)."""
 
 SUMMARY_FILE = "summary.json"
-CSV_FILE = "metrics.csv"
+CSV_FILE = metrics_io.CSV_FILE
 FINAL_FILE = "final.json"
 
 # The cpu scale's networks and batch, shared by every figure: chosen from measured per-step
@@ -119,41 +122,27 @@ def curve_stats(steps: np.ndarray, values: np.ndarray) -> dict:
 
 # ------------------------------------------------------------------------------------ files
 
-class CsvRows:
-    """`metrics.csv`: columns env_step, seed, then the metric names; one row per (step, seed)."""
-
-    def __init__(self, path: Path, names: Sequence[str]):
-        self.names = list(names)
-        self._file = open(path, "w", newline="")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(["env_step", "seed"] + self.names)
-        self._file.flush()
-
-    def write_rows(self, env_step: int, row: dict) -> None:
-        columns = [np.asarray(row[n], dtype=np.float64).reshape(-1) for n in self.names]
-        for seed in range(len(columns[0])):
-            self._csv.writerow([env_step, seed] + [repr(float(c[seed])) for c in columns])
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
 def _run_settings(seeds: int, base_seed: int, cond: Condition, scale: str) -> dict:
     return {"seeds": seeds, "seed": base_seed, "label": cond.label, "panel": cond.panel, "scale": scale}
 
 
-def _finished(run_dir: Path, config: Config, settings: dict, needs_final: bool = False) -> bool:
-    """True when `run_dir` holds a complete run of exactly this config, seed count and base seed
-    (labels only change plots, so they do not count), with its final probe if one is asked."""
+def _same_run(run_dir: Path, config: Config, settings: dict) -> bool:
+    """True when `run_dir` holds a run (finished or not) of exactly this config, seed count and
+    base seed (labels only change plots, so they do not count)."""
     try:
-        if not (run_dir / SUMMARY_FILE).exists() or (needs_final and not (run_dir / FINAL_FILE).exists()):
-            return False
         saved = metrics_io.read_run_settings(run_dir) or {}
         return metrics_io.read_config(run_dir) == config and all(
             saved.get(k) == settings.get(k) for k in ("seeds", "seed"))
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def _finished(run_dir: Path, config: Config, settings: dict, needs_final: bool = False) -> bool:
+    """True when `run_dir` holds a complete run of this config and seeds, with its final probe if
+    one is asked."""
+    if not (run_dir / SUMMARY_FILE).exists() or (needs_final and not (run_dir / FINAL_FILE).exists()):
+        return False
+    return _same_run(run_dir, config, settings)
 
 
 def hms(seconds: float) -> str:
@@ -167,11 +156,15 @@ def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0,
                   probe: Probe | None = None, metrics: Sequence[str] = ("eval_return",),
                   rerun: bool = False, log: Callable[[str], None] = print,
                   final_probe: Probe | None = None) -> dict:
-    """Run (or reuse) one condition; returns its summary (also written to `summary.json`)."""
-    import jax
-    import jax.numpy as jnp
+    """Run, resume or reuse one condition; returns its summary (also written to `summary.json`).
 
-    from magejax.train import METRIC_NAMES, make_train
+    A finished condition (summary present, same config and seeds) is reused; an unfinished one of
+    the same config and seeds continues from its newest checkpoint (`runs.driver`), so a killed
+    script run again ends with the files of an uninterrupted run; anything else starts afresh.
+    """
+    import jax
+
+    from magejax.runs import driver, progress
 
     run_dir = out / cond.name
     c = cond.config()
@@ -179,73 +172,33 @@ def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0,
     if not rerun and _finished(run_dir, c, settings, needs_final=final_probe is not None):
         log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {run_dir}")
         return json.loads((run_dir / SUMMARY_FILE).read_text())
+    resume = not rerun and _same_run(run_dir, c, settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in (SUMMARY_FILE, FINAL_FILE):  # a stale result must not outlive a rerun
         (run_dir / stale).unlink(missing_ok=True)
-    metrics_io.write_config(run_dir, c, settings)
-
-    t0 = time.perf_counter()
-    trainer = make_train(c)
-    keys = jax.random.split(jax.random.PRNGKey(base_seed), seeds)
-    start = jax.jit(jax.vmap(trainer.start))
-    chunk = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
-    probe_fn = jax.jit(jax.vmap(probe(trainer))) if probe is not None else None
-    # Probe keys are fixed per evaluation and seed, independent of training's own keys.
-    probe_keys = lambda i: jax.random.split(jax.random.fold_in(jax.random.PRNGKey(base_seed + 1), i), seeds)
-
-    def row_of(state, row, i) -> dict:
-        row = {name: np.asarray(row[name]) for name in METRIC_NAMES}
-        if probe_fn is not None:
-            row.update({k: np.asarray(v) for k, v in probe_fn(state, probe_keys(i)).items()})
-        return row
-
-    state, first = start(keys)
-    first = row_of(state, first, 0)
-    names = list(first)
-    run_chunk = chunk.lower(state, jnp.int32(0)).compile()  # the chunk index is traced: one compile
-    compile_s = time.perf_counter() - t0
+    if not resume and (run_dir / checkpoint.CHECKPOINT_DIR).is_dir():
+        shutil.rmtree(run_dir / checkpoint.CHECKPOINT_DIR)  # another run's: this one starts afresh
     log(f"[{cond.name}] {c.env} {c.algo}: {seeds} seed(s), {c.total_steps} env steps, "
-        f"evaluation every {c.eval_every}; compiled in {compile_s:.1f} s")
-
-    writer = metrics_io.MetricsWriter(run_dir)
-    table = CsvRows(run_dir / CSV_FILE, names)
-    train_s = 0.0
-    try:
-        writer.write_rows(0, first)
-        table.write_rows(0, first)
-        for i in range(c.num_chunks):
-            t = time.perf_counter()
-            state, row = run_chunk(state, jnp.int32(i))
-            row = row_of(state, row, i + 1)
-            train_s += time.perf_counter() - t
-            step = (i + 1) * c.eval_every
-            writer.write_rows(step, row)
-            table.write_rows(step, row)
-            rate = step / train_s
-            extra = "".join(f" | {k} {np.mean(row[k]):.4g}" for k in metrics if k != "eval_return")
-            log(f"[{cond.name}] step {step}/{c.total_steps} | eval return {np.mean(row['eval_return']):.1f} "
-                f"(mean of {seeds}){extra} | {rate:.1f} env steps/s per seed | elapsed "
-                f"{hms(time.perf_counter() - t0)} | ETA {hms(train_s / (i + 1) * (c.num_chunks - i - 1))}")
-            bad = np.flatnonzero((np.asarray(row["nonfinite_losses"]) > 0) | ~np.isfinite(row["eval_return"]))
-            if bad.size:
-                log(f"[{cond.name}] WARNING: non-finite loss or return at step {step} in seed(s) "
-                    f"{', '.join(map(str, bad))}; the run goes on, the summary shows NaN")
-    finally:
-        writer.close()
-        table.close()
+        f"evaluation every {c.eval_every}")
+    result = driver.run(c, run_dir, seeds=seeds, seed=base_seed, resume=resume, run_settings=settings,
+                        probe=probe, on_divergence="warn", keep=2,
+                        progress_fn=progress.lines(prefix=f"[{cond.name}] ", write=log, extra_metrics=tuple(metrics)),
+                        note=lambda message: log(f"[{cond.name}] {message}"))
+    log(f"[{cond.name}] compiled in {result.compile_s:.1f} s")
 
     if final_probe is not None:
         t = time.perf_counter()
+        trainer = make_train(c)
         final_keys = jax.random.split(jax.random.PRNGKey(base_seed + 2), seeds)
-        values = jax.jit(jax.vmap(final_probe(trainer)))(state, final_keys)
+        values = jax.jit(jax.vmap(final_probe(trainer)))(result.state, final_keys)
         values = {k: [float(x) for x in np.asarray(v).reshape(seeds)] for k, v in values.items()}
         (run_dir / FINAL_FILE).write_text(json.dumps(values, indent=2) + "\n")
         log(f"[{cond.name}] final probe ({hms(time.perf_counter() - t)}): "
             + ", ".join(f"{k} {np.mean(v):.4g}" for k, v in values.items()))
 
     summary = summarize_condition(run_dir, cond.name, metrics)
-    summary.update(wall_s=time.perf_counter() - t0, compile_s=compile_s, train_s=train_s,
-                   env_steps_per_s_per_seed=c.total_steps / train_s if train_s > 0 else None)
+    summary.update(wall_s=result.wall_s, compile_s=result.compile_s, train_s=result.train_s,
+                   env_steps_per_s_per_seed=c.total_steps / result.train_s if result.train_s > 0 else None)
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

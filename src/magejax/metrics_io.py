@@ -1,13 +1,15 @@
-"""A run directory on disk: `config.json` and `metrics.jsonl`.
+"""A run directory on disk: `config.json`, `metrics.jsonl` and `metrics.csv`.
 
 `metrics.jsonl` holds one JSON object per (env_step, seed): {"env_step", "seed", <METRIC_NAMES>},
 floats with NaN written as null (JSON has no NaN). Lines are flushed as soon as they are written,
 so a crashed or interrupted run keeps every evaluation it finished. The writer keeps a running
 sha256 and byte count of what it wrote, so a checkpoint can record exactly which prefix of the
-file belongs to it and a resumed run can cut the file back to that prefix.
+file belongs to it and a resumed run can cut the file back to that prefix. `metrics.csv` is the
+same table for spreadsheets, rewritten from `metrics.jsonl` (so it always agrees with it).
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -20,6 +22,7 @@ from magejax.configs import Config
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+CSV_FILE = "metrics.csv"
 
 
 def write_config(run_dir, config: Config, run: dict | None = None) -> Path:
@@ -145,3 +148,20 @@ def curves_from_metrics(rows: list[dict], metric: str = "eval_return") -> tuple[
         v = r.get(metric)
         values[seed_row[int(r["seed"])], col[int(r["env_step"])]] = np.nan if v is None else v
     return np.asarray(steps, dtype=np.int64), values
+
+
+def write_csv(run_dir) -> Path:
+    """Rewrite `run_dir/metrics.csv` from `metrics.jsonl`: columns env_step, seed, then the
+    metrics in file order; one row per line of the jsonl, NaN written as `nan`. Written to a
+    temporary file and renamed, so a reader never sees half a table."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir)
+    names = [k for k in rows[0] if k not in ("env_step", "seed")] if rows else []
+    path, tmp = run_dir / CSV_FILE, run_dir / (CSV_FILE + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["env_step", "seed"] + names)
+        for r in rows:
+            out.writerow([int(r["env_step"]), int(r["seed"])] + [repr(float(r[n])) for n in names])
+    os.replace(tmp, path)
+    return path
