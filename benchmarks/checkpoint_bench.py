@@ -46,9 +46,12 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (benchmarks/bench.py: the HalfCheetah stand-in and report helpers)
+import bench_common as bench  # noqa: E402  (benchmarks/bench.py: the HalfCheetah stand-in and report helpers)
 
-from magejax import checkpoint, configs, metrics_io, normalization, replay, update  # noqa: E402
+from magejax import configs, replay  # noqa: E402
+from magejax.agents import td3 as update  # noqa: E402
+from magejax.models import normalization
+from magejax.runs import checkpoint, metrics_io
 from magejax.envs.base import EnvState  # noqa: E402
 from magejax.train import TrainState  # noqa: E402
 

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (benchmarks/bench.py: cpu_model, git_info)
+import bench_common as bench  # noqa: E402  (benchmarks/bench.py: cpu_model, git_info)
 
 from magejax import envs  # noqa: E402
 from magejax.envs import brax_specs  # noqa: E402

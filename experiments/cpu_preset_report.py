@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from magejax import metrics_io, plotting
+from magejax.runs import metrics_io, plotting
 
 THRESHOLD = -250.0
 

@@ -128,7 +128,7 @@ def stop_reason(rows: list[dict], env_step: int) -> str | None:
 def learn(name: str, overrides: dict) -> dict:
     """Run (or resume) one setting; returns its summary (also written to summary.json)."""
     import jax
-    from magejax import checkpoint, metrics_io
+    from magejax.runs import checkpoint, metrics_io
     from magejax.train import METRIC_NAMES, make_train
 
     run_dir = RUNS / name

@@ -26,8 +26,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from magejax import experiment as ex
-from magejax import figures as fig
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
 
 ALGOS = ("mage", "dyna", "td3", "td3-utd")
 LABELS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3", "td3": "TD3", "td3-utd": "TD3-UTD"}

@@ -3,7 +3,7 @@
 Paper (Section 4.2, Appendix D.2): Pendulum, the true differentiable dynamics in place of the
 model ("oracle"), a fixed random policy (the actor is never updated), 200 initial random
 transitions, then the algorithms' standard critic training; every 10 env steps the error
-`(1/H) Σ_t γ^t ‖∇ₐG(s_t, a_t) − ∇ₐQ̂(s_t, a_t)‖₁` (Eq. 14, `magejax.grad_error`), averaged
+`(1/H) Σ_t γ^t ‖∇ₐG(s_t, a_t) − ∇ₐQ̂(s_t, a_t)‖₁` (Eq. 14, `magejax.analysis.grad_error`), averaged
 over 10 evaluation episodes; 4 runs; log scale. λ = 0.05 (the paper's value outside Fig. 2).
 Claim: the MAGE critic's error is far below the TD (Dyna-TD3) critic's.
 
@@ -27,9 +27,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from magejax import experiment as ex
-from magejax import figures as fig
-from magejax import grad_error
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
+from magejax.analysis import grad_error
 
 ALGOS = {"mage": "MAGE critic", "dyna": "TD critic (Dyna-TD3)"}
 ENVS = {"tiny": ("pendulum",), "cpu": ("pendulum",),

@@ -24,8 +24,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from magejax import experiment as ex
-from magejax import figures as fig
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
 
 ENVS = {"tiny": ("pendulum",), "cpu": ("pendulum", "cartpole_swingup"),
         "paper": ("pendulum", "cartpole_swingup", "halfcheetah", "hopper", "walker2d", "ant", "pusher",

@@ -22,8 +22,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from magejax import experiment as ex
-from magejax import figures as fig
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
 
 LAMS = (0.0, 0.05)
 CPU_STEPS, CPU_EVAL_EVERY = 3_000, 100

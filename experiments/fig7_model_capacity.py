@@ -23,8 +23,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from magejax import experiment as ex
-from magejax import figures as fig
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
 
 ALGOS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3"}
 CPU_STEPS, CPU_EVAL_EVERY = 1_000, 100

@@ -1,6 +1,6 @@
 """MAAC's gradient-error study (Clavera et al. 2020, §5.2, Fig. 3) on a double integrator.
 
-For a linear policy u = Kx on the double integrator (`magejax.lqr`: dt = 0.2, γ = 0.99, cost
+For a linear policy u = Kx on the double integrator (`magejax.analysis.lqr`: dt = 0.2, γ = 0.99, cost
 xᵀx + u², K = half the LQR gain), compare the gradient of MAAC's objective
 
     J_H(K) = mean_{x0} [Σ_{t<H} γ^t r(x_t, Kx_t) + γ^H Q(x_H, Kx_H)]     (back-propagated through H steps)
@@ -40,8 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from magejax import critic, lqr, normalization, plotting
-from magejax.dynamics import EnsembleModel
+from magejax.agents import critic
+from magejax.analysis import lqr
+from magejax.models import normalization
+from magejax.runs import plotting
+from magejax.models.dynamics import EnsembleModel
 
 HORIZONS = (0, 1, 2, 5, 10)
 COMBOS = (("learned", "learned"), ("true", "learned"), ("learned", "exact"), ("true", "exact"))

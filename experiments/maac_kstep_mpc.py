@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from magejax import experiment as ex
-from magejax import figures as fig
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
 
 ENVS = {"tiny": ("pendulum",), "cpu": ("pendulum", "cartpole_swingup"), "paper": ("pendulum", "cartpole_swingup")}
 # name -> (algo, horizon, label); MAAC's horizon is its preset's (H = 3).

@@ -25,8 +25,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from magejax import experiment as ex
-from magejax import figures as fig
+from magejax.experiments import conditions as ex
+from magejax.experiments import figures as fig
 
 ALGOS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3", "td3": "TD3"}
 PAPER = {"mage": (9660.79, 2821.31, "3e6 steps, 5 trials"), "dyna": (8372.76, 1859.73, "3e6 steps, 5 trials"),

@@ -4,10 +4,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from magejax import configs, normalization
+from magejax import configs
+from magejax.models import normalization
 from magejax.envs.base import Env
 from magejax.replay import Transition
-from magejax.update import make_agent
+from magejax.agents.td3 import make_agent
 
 OBS, ACT, BATCH = 3, 2, 8
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import actor, critic
+from magejax.agents import actor, critic
 
 OBS, ACT, B = 4, 3, 16
 

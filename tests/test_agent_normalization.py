@@ -11,9 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import checkpoint, configs, normalization
+from magejax import configs
+from magejax.models import normalization
+from magejax.runs import checkpoint
 from magejax.train import make_train
-from magejax.update import Agent
+from magejax.agents.td3 import Agent
 from tests.helpers import small_problem
 
 KEY = jax.random.PRNGKey(3)

@@ -5,7 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from magejax import configs, critic
+from magejax import configs
+from magejax.agents import critic
 from magejax.train import make_train
 from tests.helpers import ACT, BATCH, small_problem
 
@@ -76,4 +77,5 @@ def test_actor_delay_counts_actor_steps(algo):
     state, _ = jax.jit(make_train(config).train)(jax.random.PRNGKey(1))
     # Agent updates run from step warmup − 1 on (train.env_step): 11 steps of 10 updates.
     updates = (config.total_steps - config.warmup_steps + 1) * config.num_updates
-    assert int(state.agent.actor_opt_state[1][0].count) == updates // config.actor_delay
+    # networks.optimizer chains (scale, clip, RAdam): RAdam's step count is in its third state.
+    assert int(state.agent.actor_opt_state[2][0].count) == updates // config.actor_delay

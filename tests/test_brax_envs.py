@@ -235,7 +235,7 @@ def test_oracle_return_gradient_through_contacts_matches_central_differences_and
     # The ground truth of the Fig. 3 study on a Brax env: ∂G/∂a_0 of a 3-step discounted return
     # through the oracle (contacts, joint limits, the reward's forward-velocity prefix) against
     # central differences, then `grad_error.mean_error` over one whole 1000-step episode.
-    from magejax import grad_error
+    from magejax.analysis import grad_error
 
     config = configs.preset("hopper", "mage", "tiny", model="oracle", train_actor=False)
     trainer = train.make_train(config)

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import magejax
-from magejax import checkpoint, cli, configs, metrics_io
-from magejax.checkpoint import CorruptCheckpoint, IncompatibleCheckpoint, Progress, RunCheckpoints
+from magejax import cli, configs
+from magejax.runs import checkpoint, metrics_io
+from magejax.runs.checkpoint import CorruptCheckpoint, IncompatibleCheckpoint, Progress, RunCheckpoints
 from magejax.train import make_train
 
 CONFIG = configs.preset("pendulum", "mage", "tiny")

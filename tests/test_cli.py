@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from magejax import cli, configs, metrics_io
+from magejax import cli, configs
+from magejax.runs import metrics_io
 from magejax.runs import divergence
 from magejax.train import METRIC_NAMES
 

@@ -8,7 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from magejax import cli, metrics_io
+from magejax import cli
+from magejax.cli import args as cli_args
+from magejax.runs import metrics_io
 from magejax.train import METRIC_NAMES
 
 RUN = ["train", "--preset", "tiny", "--seeds", "2", "--steps", "200", "--eval-every", "100"]
@@ -49,7 +51,7 @@ def tensorboard_run(tmp_path_factory):
 
 def test_tensorboard_scalars_match_metrics(tensorboard_run):
     out, _ = tensorboard_run
-    scalars = read_scalars(out / cli.TENSORBOARD_DIR)
+    scalars = read_scalars(out / cli_args.TENSORBOARD_DIR)
     rows = metrics_io.read_metrics(out)
     for name in METRIC_NAMES:
         for step in (0, 100, 200):

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import checkpoint, cli, metrics_io
+from magejax import cli
+from magejax.runs import checkpoint, metrics_io
 from magejax.runs import divergence
 from magejax import train as train_lib
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from magejax import checkpoint, configs, metrics_io
+from magejax import configs
+from magejax.runs import checkpoint, metrics_io
 from magejax.runs import driver, progress
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from magejax import normalization
-from magejax.dynamics import EnsembleModel
+from magejax.models import normalization
+from magejax.models.dynamics import EnsembleModel
 
 OBS, ACT, E = 3, 2, 4
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from magejax import configs, envs, experiment, figures, metrics_io
+from magejax import configs, envs
+from magejax.experiments import conditions as experiment, figures
+from magejax.runs import metrics_io
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SCRIPTS = ("fig2_sample_efficiency", "fig3_action_gradient_error", "fig4_learned_reward",

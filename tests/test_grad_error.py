@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import envs, grad_error
+from magejax import envs
+from magejax.analysis import grad_error
 from magejax.envs.base import Env
 
 

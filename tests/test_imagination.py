@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import configs, critic, envs
+from magejax import configs, envs
+from magejax.agents import critic
 from magejax.envs import pendulum
-from magejax.reward_model import RewardModel
-from magejax.update import Agent, make_agent
+from magejax.models.reward_model import RewardModel
+from magejax.agents.td3 import Agent, make_agent
 from tests.helpers import ACT, BATCH, OBS, STAND_IN_ENV, small_problem, small_reward_state, to_f64
 
 KEY = jax.random.PRNGKey(11)

@@ -10,7 +10,7 @@ import pytest
 from magejax import configs, envs
 from magejax.envs import pendulum
 from magejax.train import METRIC_NAMES, make_train
-from magejax.update import make_agent
+from magejax.agents.td3 import make_agent
 
 
 def _train(**overrides):

@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from magejax import configs, plotting
+from magejax import configs
+from magejax.runs import plotting
 from magejax.train import make_train
 
 SEEDS, STEPS = 5, 10_000

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import lqr
+from magejax.analysis import lqr
 
 HORIZONS = (0, 1, 2, 5, 10)
 

@@ -11,11 +11,13 @@ import pytest
 from jax.flatten_util import ravel_pytree
 from jax.scipy.stats import norm
 
-from magejax import configs, envs, gaussian_policy, normalization
+from magejax import configs, envs
+from magejax.agents import gaussian_policy
+from magejax.models import normalization
 from magejax.envs.base import Env
 from magejax.replay import Transition
 from magejax.train import METRIC_NAMES, make_train
-from magejax.update import make_agent
+from magejax.agents.td3 import make_agent
 from tests.helpers import ACT, OBS, STAND_IN_ENV, to_f64
 
 B, K, E = 8, 2, 4  # batch, rollouts per start state, ensemble members

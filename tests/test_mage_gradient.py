@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from magejax import critic
+from magejax.agents import critic
 from tests.helpers import ACT, BATCH, small_problem
 
 KEY = jax.random.PRNGKey(7)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from magejax import metrics_io, parallel
+from magejax.runs import metrics_io, parallel
 from magejax.train import METRIC_NAMES
 
 # Raw agent inputs: this file tests sharding, and its float32-rounding bound (below) holds where
@@ -63,7 +63,7 @@ def _summary(run_dir) -> dict:
 
 
 def test_placement_notes(tmp_path_factory):
-    code = ("from magejax import parallel\n"
+    code = ("from magejax.runs import parallel\n"
             "for s in (4, 8, 6, 5):\n"
             "    p = parallel.place_seeds(s)\n"
             "    print(s, p.devices, p.note)\n")

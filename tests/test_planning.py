@@ -8,10 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import cli, configs, envs, planning
-from magejax.dynamics import EnsembleModel
+from magejax import cli, configs, envs
+from magejax.cli import args as cli_args
+from magejax.cli import train as cli_train
+from magejax.agents import planning
+from magejax.models.dynamics import EnsembleModel
 from magejax.train import make_train
-from magejax.update import make_agent
+from magejax.agents.td3 import make_agent
 
 GAMMA = 0.9
 
@@ -207,7 +210,7 @@ def test_model_free_algorithms_refuse_eval_mpc(algo):
 
 def test_cli_eval_mpc_flag(tmp_path, capsys):
     def config(*flags):
-        return cli._settings(cli._parser().parse_args(["train", "--preset", "tiny", *flags, "--out", "x"]))[0]
+        return cli_train._settings(cli_args.parser().parse_args(["train", "--preset", "tiny", *flags, "--out", "x"]))[0]
 
     assert config("--eval-mpc", "--mpc-horizon", "2").eval_mpc and config("--mpc-horizon", "2").mpc_horizon == 2
     assert not config().eval_mpc

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from magejax import plotting
+from magejax.runs import plotting
 
 
 def test_band_matches_hand_computation():

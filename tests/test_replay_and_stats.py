@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from magejax import normalization, replay
+from magejax import replay
+from magejax.models import normalization
 
 
 def transition(i: float, obs_size=3, action_size=2):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from magejax import envs
-from magejax.reward_model import RewardModel
+from magejax.models.reward_model import RewardModel
 
 
 def _pendulum_transitions(key, episodes=12, steps=100):

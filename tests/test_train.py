@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax import configs, update
+from magejax import configs
+from magejax.agents import td3 as update
 from magejax.train import METRIC_NAMES, make_train
 
 

@@ -20,14 +20,16 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from magejax import configs, envs, normalization, planning, replay
+from magejax import configs, envs, replay
+from magejax.agents import planning
+from magejax.models import normalization
 from magejax.configs import Config
-from magejax.dynamics import ModelState
+from magejax.models.dynamics import ModelState
 from magejax.envs import Env, EnvState
-from magejax.normalization import RunningStats
+from magejax.models.normalization import RunningStats
 from magejax.replay import ReplayBuffer, Transition
-from magejax.reward_model import RewardState
-from magejax.update import Agent, AgentState, make_agent
+from magejax.models.reward_model import RewardState
+from magejax.agents.td3 import Agent, AgentState, make_agent
 
 METRIC_NAMES = ("eval_return", "eval_return_std", "train_return", "critic_loss", "td_error",
                 "td_action_grad_norm", "actor_loss", "q_action_grad_norm", "model_nll", "model_mse",

@@ -30,14 +30,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import actor, critic, networks, normalization
+from magejax.agents import actor, critic, networks
+from magejax.models import normalization
 from magejax.configs import Config, ConfigError
-from magejax.dynamics import EnsembleModel, ModelState
+from magejax.models.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
-from magejax.maac import MaacAgent, make_maac_agent
-from magejax.normalization import RunningStats
+from magejax.agents.maac import MaacAgent, make_maac_agent
+from magejax.models.normalization import RunningStats
 from magejax.replay import Transition
-from magejax.reward_model import RewardModel, RewardState
+from magejax.models.reward_model import RewardModel, RewardState
 
 
 @chex.dataclass

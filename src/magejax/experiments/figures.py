@@ -2,7 +2,7 @@
 command line every script in `experiments/` shares (`run_figure`).
 
 Files under `--out` (default `experiments/results/<figure>/` at cpu scale, `<figure>_<scale>/`
-otherwise), besides each condition's directory (`magejax.experiment`):
+otherwise), besides each condition's directory (`magejax.experiments.conditions`):
   summary.json, summary.md    every condition's statistics and the figure's checks ("bars")
   <metric>.png                mean and 95% confidence band over seeds, one panel per env
   log.txt                     every line the script printed, appended run after run
@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from magejax import configs, metrics_io, plotting
-from magejax.experiment import SCALES, SUMMARY_FILE, Condition, Probe, hms, run_condition, summarize_condition
+from magejax import configs
+from magejax.runs import metrics_io, plotting
+from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, hms, run_condition, summarize_condition
 
 LOG_FILE = "log.txt"
 

@@ -44,11 +44,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import actor, critic, gaussian_policy, maac_rollout, networks
+from magejax.agents import actor, critic, gaussian_policy, maac_rollout, networks
 from magejax.configs import Config
-from magejax.dynamics import EnsembleModel, ModelState
+from magejax.models.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
-from magejax.maac_rollout import RolloutNoise
+from magejax.agents.maac_rollout import RolloutNoise
 from magejax.replay import Transition
 
 INIT_LOG_ALPHA = 0.0

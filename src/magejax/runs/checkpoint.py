@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 import magejax
-from magejax import metrics_io
+from magejax.runs import metrics_io
 from magejax.configs import Config
 
 CHECKPOINT_DIR = "checkpoints"
@@ -140,7 +140,7 @@ class RunCheckpoints:
         self.directory = self.run_dir / CHECKPOINT_DIR
         self.identity = ident
         # A multi-host run checkpoints host copies of the whole state from process 0 alone
-        # (magejax.parallel): orbax must then neither wait for nor expect the other processes.
+        # (magejax.runs.parallel): orbax must then neither wait for nor expect the other processes.
         alone = jax.process_count() > 1
         if alone:
             self.directory.mkdir(parents=True, exist_ok=True)  # orbax cannot create it then

@@ -7,7 +7,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from magejax import critic, networks
+from magejax.agents import critic, networks
 
 
 def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int]):

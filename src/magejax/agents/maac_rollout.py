@@ -16,8 +16,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from magejax import gaussian_policy
-from magejax.dynamics import EnsembleModel, ModelState
+from magejax.agents import gaussian_policy
+from magejax.models.dynamics import EnsembleModel, ModelState
 
 
 @chex.dataclass

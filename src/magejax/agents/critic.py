@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import networks
+from magejax.agents import networks
 
 
 def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int], num_critics: int = 2):

@@ -20,8 +20,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax import networks, normalization
-from magejax.normalization import RunningStats
+from magejax.agents import networks
+from magejax.models import normalization
+from magejax.models.normalization import RunningStats
 
 
 @chex.dataclass

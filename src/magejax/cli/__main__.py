@@ -1,0 +1,6 @@
+"""`python -m magejax.cli ...`: the `magejax` command."""
+import sys
+
+from magejax.cli import main
+
+sys.exit(main())

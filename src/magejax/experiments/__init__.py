@@ -1,0 +1,1 @@
+"""The experiment runner behind the scripts in `experiments/`: conditions and figures."""
