@@ -126,10 +126,8 @@ def stop_reason(rows: list[dict], env_step: int) -> str | None:
 
 
 def learn(name: str, overrides: dict) -> dict:
-    """Run (or resume) one setting; returns its summary (also written to summary.json)."""
-    import jax
-    from magejax.runs import checkpoint, metrics_io
-    from magejax.train import METRIC_NAMES, make_train
+    """Run (or resume) one setting with the run driver; returns its summary (also summary.json)."""
+    from magejax.runs import driver, metrics_io, progress
 
     run_dir = RUNS / name
     summary_path = run_dir / "summary.json"
@@ -137,57 +135,27 @@ def learn(name: str, overrides: dict) -> dict:
         return json.loads(summary_path.read_text())
     config = config_of(overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics_io.write_config(run_dir, config, {"seeds": SEEDS, "seed": 0, "sweep": "cpu_preset"})
-    trainer = make_train(config)
-    keys = jax.random.split(jax.random.PRNGKey(0), SEEDS)
-    start = jax.jit(jax.vmap(trainer.start))
-    chunk = jax.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)), donate_argnums=0)
-    abstract = jax.eval_shape(start, keys)[0]
-    ckpts = checkpoint.RunCheckpoints(run_dir, checkpoint.identity(config, SEEDS, 0), keep=2)
-    restored = ckpts.restore(abstract, log=log)
-    t0 = time.perf_counter()
-    if restored is None:
-        writer = metrics_io.MetricsWriter(run_dir)
-        state, row = start(keys)
-        writer.write_rows(0, {k: row[k] for k in METRIC_NAMES})
-        first, train_s, wall_before = 0, 0.0, 0.0
-    else:
-        state, progress = restored
-        writer = metrics_io.MetricsWriter(run_dir, keep_bytes=progress.metrics_bytes)
-        first, train_s, wall_before = progress.next_chunk, progress.train_s, progress.wall_s
-        log(f"{name}: resuming at env step {progress.env_step}")
-    compiled = chunk.lower(state, np.int32(0)).compile()
-    loads = []
-    reason = None
-    for c in range(first, config.num_chunks):
-        t = time.perf_counter()
-        state, row = compiled(state, np.int32(c))
-        jax.block_until_ready(row)
-        train_s += time.perf_counter() - t
+    loads, reason = [], [None]
+
+    def stop(env_step: int, row: dict) -> bool:
         loads.append(os.getloadavg()[0])
-        env_step = (c + 1) * config.eval_every
-        writer.write_rows(env_step, {k: row[k] for k in METRIC_NAMES})
-        writer.sync()
-        ckpts.save(jax.device_get(state), checkpoint.Progress(
-            env_step=env_step, next_chunk=c + 1, metrics_rows=writer.rows, metrics_bytes=writer.bytes,
-            metrics_sha256=writer.sha256(), train_s=train_s, wall_s=wall_before + time.perf_counter() - t0))
-        rows = metrics_io.read_metrics(run_dir)
-        hits = first_hits(rows)
+        rows = metrics_io.read_metrics(run_dir)  # the driver wrote this evaluation's rows already
         log(f"{name}: step {env_step} eval {np.round(np.asarray(row['eval_return']), 0).tolist()} "
-            f"hits {hits} ({train_s:.0f} s training)")
-        reason = stop_reason(rows, env_step)
-        if reason:
-            break
-    writer.close()
-    ckpts.close()
+            f"hits {first_hits(rows)}")
+        reason[0] = stop_reason(rows, env_step)
+        return reason[0] is not None
+
+    result = driver.run(config, run_dir, seeds=SEEDS, seed=0, resume=True, run_settings={"sweep": "cpu_preset"},
+                        keep=2, stop_fn=stop, progress_fn=progress.lines(prefix=f"{name}: ", write=log), note=log)
     rows = metrics_io.read_metrics(run_dir)
     hits = first_hits(rows)
     last = max(r["env_step"] for r in rows)
     summary = dict(setting=name, overrides={k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
-                   first_hit_step=hits, seeds_reached=sum(h is not None for h in hits), stopped=reason,
-                   last_step=last, final_returns=[r["eval_return"] for r in sorted(rows, key=lambda r: r["seed"])
-                                                  if r["env_step"] == last],
-                   train_s=train_s, load_1min_during=[min(loads), max(loads)] if loads else None,
+                   first_hit_step=hits, seeds_reached=sum(h is not None for h in hits),
+                   stopped=reason[0] or stop_reason(rows, last) or "end", last_step=last,
+                   final_returns=[r["eval_return"] for r in sorted(rows, key=lambda r: r["seed"])
+                                  if r["env_step"] == last],
+                   train_s=result.train_s, load_1min_during=[min(loads), max(loads)] if loads else None,
                    passes=sum(h is not None for h in hits) >= 4)
     summary_path.write_text(json.dumps(summary, indent=1) + "\n")
     return summary
@@ -204,7 +172,7 @@ def main(argv=None) -> int:
         timing_pass()
         return 0
     if args.report:
-        from experiments import cpu_preset_report
+        import cpu_preset_report  # beside this script, which Python puts on sys.path
         cpu_preset_report.write(RUNS, RESULTS, settings())
         return 0
     timing = json.loads((RESULTS / "timing.json").read_text())
