@@ -75,7 +75,7 @@ def test_existing_out_dir_refused_and_untouched(tmp_path, capsys):
 
 def test_argparse_errors_exit_2(capsys):
     assert _exit_code(["train", "--preset", "huge", "--out", "x"]) == 2
-    assert "--preset: invalid choice: 'huge' (choose from 'paper', 'tiny')" in capsys.readouterr().err
+    assert "--preset: invalid choice: 'huge' (choose from 'paper', 'cpu', 'tiny')" in capsys.readouterr().err
     assert _exit_code(TINY + ["--steps", "many", "--out", "x"]) == 2
     assert _exit_code(["train"]) == 2  # --out or --resume is required
     assert _exit_code(["train", "--out", "x", "--resume", "y"]) == 2  # not both
