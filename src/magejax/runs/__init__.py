@@ -1,0 +1,1 @@
+"""Running and recording: the run driver, its progress callbacks and divergence checks."""
