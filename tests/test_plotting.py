@@ -69,3 +69,16 @@ def test_panels_and_log_scale(tmp_path):
     assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1536, 504)
     with pytest.raises(ValueError):
         plotting.plot_panels({}, tmp_path / "none.png")
+
+
+def test_band_from_three_seeds_on_and_every_seed_drawn_when_asked():
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    steps = np.array([0, 100, 200])
+    for seeds, bands in ((2, 0), (3, 1)):
+        ax = Figure().add_subplot()
+        values = np.arange(seeds * 3, dtype=float).reshape(seeds, 3)
+        plotting._draw(ax, {"mage": (steps, values)}, "return", "steps", "linear", per_seed=True)
+        assert sum(isinstance(c, PolyCollection) for c in ax.collections) == bands
+        assert len(ax.lines) == 1 + seeds  # the mean, then every seed thinly

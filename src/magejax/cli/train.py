@@ -226,7 +226,7 @@ def train(args) -> int:
     steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
     plot = plotting.plot_learning_curves(
         {config.algo: (steps, returns)}, out / "curve.png",
-        title=f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})")
+        title=f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})", per_seed=True)
     mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
     rate = config.total_steps / result.train_s if result.train_s > 0 else float("nan")
     summary = {
@@ -244,7 +244,8 @@ def train(args) -> int:
         "env_steps_per_s_total": _nan_to_none(rate * seeds),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s)) "
+    per_seed = ", ".join(f"{x:.1f}" for x in returns[:, -1])
+    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s): {per_seed}) "
           f"in {_hms(result.wall_s)}; plot: {plot}")
     return 0
 

@@ -54,13 +54,17 @@ def confidence_band(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _draw(ax, curves: dict, ylabel: str, xlabel: str, yscale: str, per_seed: bool = False) -> None:
-    """Each label's mean curve and shaded 95% band on `ax`; with `per_seed`, every seed's curve
-    thinly behind them (a band from few seeds can leave the attainable range; the seeds cannot)."""
+    """Each label's mean curve and shaded 95% band (from 3 seeds on) on `ax`; with `per_seed`, every
+    seed's curve thinly behind them (a band from few seeds can leave the attainable range; the
+    seeds cannot)."""
     for label, (steps, values) in curves.items():
         steps = np.asarray(steps)
         mean, lo, hi = confidence_band(values)
         (line,) = ax.plot(steps, mean, label=f"{label} (n={np.shape(values)[0]})")
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+        # With 2 seeds the t interval (1 degree of freedom, t = 12.7) spans thousands on any task:
+        # true, but it hides the curve, so only the seeds themselves are drawn then.
+        if np.shape(values)[0] >= 3:
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
         if per_seed:
             for seed_curve in np.asarray(values):
                 ax.plot(steps, seed_curve, color=line.get_color(), alpha=0.35, linewidth=0.6)
@@ -73,14 +77,14 @@ def _draw(ax, curves: dict, ylabel: str, xlabel: str, yscale: str, per_seed: boo
 
 
 def plot_learning_curves(curves: dict, path, title: str, ylabel: str = "evaluation return",
-                         xlabel: str = "environment steps", yscale: str = "linear") -> Path:
+                         xlabel: str = "environment steps", yscale: str = "linear", per_seed: bool = False) -> Path:
     """Draw each label's mean curve and shaded 95% band; save a PNG (dpi 120) to `path`.
 
     curves: label -> (steps (P,), values (S, P)); labels may have different P and S. Any
     x-axis works (`xlabel`). yscale: "linear" or "log" (non-positive values are then left out
     of the drawing). Returns the path written.
     """
-    return plot_panels({title: curves}, path, ylabel=ylabel, xlabel=xlabel, yscale=yscale)
+    return plot_panels({title: curves}, path, ylabel=ylabel, xlabel=xlabel, yscale=yscale, per_seed=per_seed)
 
 
 def plot_panels(panels: dict, path, ylabel: str = "evaluation return", xlabel: str = "environment steps",
