@@ -146,7 +146,7 @@ def learn(name: str, overrides: dict) -> dict:
         return reason[0] is not None
 
     result = driver.run(config, run_dir, seeds=SEEDS, seed=0, resume=True, run_settings={"sweep": "cpu_preset"},
-                        keep=2, stop_fn=stop, progress_fn=progress.lines(prefix=f"{name}: ", write=log), note=log)
+                        keep=2, start_if_none=True, stop_fn=stop, progress_fn=progress.lines(prefix=f"{name}: ", write=log), note=log)
     rows = metrics_io.read_metrics(run_dir)
     hits = first_hits(rows)
     last = max(r["env_step"] for r in rows)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from magejax.agents import actor, critic
+from magejax.agents import actor, critic, networks
 
 OBS, ACT, B = 4, 3, 16
 
@@ -73,4 +73,4 @@ def test_smoothing_noise_is_clipped():
 def test_polyak_moves_target_by_tau():
     target = {"w": jnp.zeros(3)}
     online = {"w": jnp.ones(3)}
-    np.testing.assert_allclose(actor.polyak(target, online, 0.005)["w"], 0.005)
+    np.testing.assert_allclose(networks.polyak(target, online, 0.005)["w"], 0.005)

@@ -151,26 +151,35 @@ def test_corrupt_checkpoint_detected_and_skipped(tmp_path, abstract_state, damag
     _assert_identical(state, states[100])
     text = "\n".join(logs)
     assert str(newest) in text and "falling back to the one at env step 100" in text
-    assert ckpts.steps() == [100]  # the damaged one is gone, so the resumed run can write it again
+    assert ckpts.steps() == [100]  # the damaged one is out of the way, so the resumed run can write it again
+    aside = tmp_path / checkpoint.DAMAGED_DIR / "200"
+    assert aside.is_dir() and str(aside.parent) in text  # moved aside, never deleted
 
 
-def test_all_corrupt_means_start_over(tmp_path, abstract_state):
+def test_all_corrupt_are_moved_aside_and_none_is_restored(tmp_path, abstract_state):
     _save_steps(tmp_path, abstract_state, [100])
     _overwrite(_largest_file(tmp_path / checkpoint.CHECKPOINT_DIR / "100" / "state"))
     logs = []
     assert _ckpts(tmp_path).restore(abstract_state, log=logs.append) is None
-    assert "starting from the beginning" in logs[-1]
+    assert "no good checkpoint left" in logs[-1]
+    assert (tmp_path / checkpoint.DAMAGED_DIR / "100" / "state").is_dir()
+    # Damaged twice at the same step (a rerun wrote it again): both are kept.
+    _save_steps(tmp_path, abstract_state, [100])
+    _overwrite(_largest_file(tmp_path / checkpoint.CHECKPOINT_DIR / "100" / "state"))
+    assert _ckpts(tmp_path).restore(abstract_state, log=logs.append) is None
+    assert sorted(p.name for p in (tmp_path / checkpoint.DAMAGED_DIR).iterdir()) == ["100", "100-1"]
 
 
-def test_metrics_not_covering_checkpoint_falls_back(tmp_path, abstract_state):
+def test_metrics_mismatch_is_reported_and_the_checkpoints_stay(tmp_path, abstract_state):
     _save_steps(tmp_path, abstract_state, [100, 200])
     metrics = tmp_path / metrics_io.METRICS_FILE
     lines = metrics.read_text().splitlines(keepends=True)
     metrics.write_text("".join(lines[:-1]))  # the last row of step 200 is lost
-    logs = []
-    _, progress = _ckpts(tmp_path).restore(abstract_state, log=logs.append)
-    assert progress.env_step == 100
-    assert "no longer starts with the 6 rows" in "\n".join(logs)
+    before = metrics.read_bytes()
+    with pytest.raises(checkpoint.MetricsMismatch, match="is intact, but .* no longer starts with the 6 rows"):
+        _ckpts(tmp_path).restore(abstract_state, log=print)
+    assert _ckpts(tmp_path).steps() == [100, 200] and metrics.read_bytes() == before
+    assert not (tmp_path / checkpoint.DAMAGED_DIR).exists()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -301,7 +310,6 @@ def _corrupt_newest(ckpt_dir: Path, _):
     # Killed after writing the rows of steps 300 and 400 but before checkpointing them: those
     # rows are cut off and rewritten identically.
     (lambda d, _: _drop_checkpoints(d, [300, 400]), 200, "resuming"),
-    (lambda d, _: _drop_checkpoints(d, [100, 200, 300, 400]), None, "from the beginning"),
     (_corrupt_newest, 300, "falling back to the one at env step 300"),
 ])
 def test_resume_rewrites_rows_after_checkpoint(tmp_path, env, reference, damage, resumed_from, message):
@@ -336,3 +344,16 @@ def test_resume_refuses_checkpoint_of_another_run(tmp_path, reference, capsys):
     assert err.startswith("magejax: error: --resume") and "written for another run" in err
     assert "seed (checkpoint 0, run 1)" in err
     assert sorted(p.name for p in _finished(out / checkpoint.CHECKPOINT_DIR)) == ["100", "200", "300", "400"]
+
+
+def test_resume_without_a_usable_checkpoint_refuses_and_changes_nothing(tmp_path, env, reference):
+    """Every checkpoint gone: `--resume` exits 2 with one line; metrics.jsonl is not truncated."""
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    _drop_checkpoints(out / checkpoint.CHECKPOINT_DIR, [100, 200, 300, 400])
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    proc = _magejax(["train", "--resume", str(out), "--quiet"], env)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 2 and err.count("\n") == 1
+    assert err.startswith(f"magejax: error: --resume {out}: no usable checkpoint to resume from")
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

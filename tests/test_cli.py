@@ -39,11 +39,15 @@ def _exit_code(argv) -> int:
     (["--gamma", "0"], "gamma: must be in (0, 1], got 0.0"),
     (["--warmup", "500"], "warmup_steps: 500 is not shorter than the run (200 steps)"),
     (["--eval-every", "400"], "eval_every: 400 is larger than the run (200 steps)"),
-    (["--eval-every", "70"], "eval_every: must divide total_steps (200), got 70"),
+    (["--eval-every", "0"], "eval_every: must be a positive integer, got 0"),
     (["--checkpoint-every", "150"],
      "--checkpoint-every: must be a positive multiple of the evaluation interval (100), got 150"),
     (["--checkpoint-every", "0"], "--checkpoint-every: must be a positive multiple"),
     (["--keep", "0"], "--keep: must be >= 1, got 0"),
+    (["--lam", "inf"], "lam: must be a finite number, got inf"),
+    (["--actor-lr", "nan"], "actor_lr: must be a finite number, got nan"),
+    (["--seed", "99999999999999999999999"], "--seed: must be in [0, 2**32), got 99999999999999999999999"),
+    (["--seed", "-1"], "--seed: must be in [0, 2**32), got -1"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
@@ -220,3 +224,47 @@ def test_metrics_roundtrip_nan_as_null(tmp_path):
     steps, values = metrics_io.curves_from_metrics(rows, "critic_loss")
     assert steps.tolist() == [0, 10]
     np.testing.assert_array_equal(values, [[math.nan, 6.0], [3.0, 7.0]])
+
+
+@pytest.mark.parametrize("out", ["", ".", ".."])
+def test_out_may_not_be_the_current_directory_or_a_parent(tmp_path, monkeypatch, capsys, out):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.json").write_text("mine")  # a user's file, which --overwrite must not touch
+    monkeypatch.chdir(work)
+    assert _exit_code(TINY + ["--out", out, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the current directory or a parent of it" in err
+    assert (work / "config.json").read_text() == "mine" and sorted(p.name for p in work.iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("lam", -1.0, "lam: λ must be >= 0, got -1.0"),
+    ("batch_size", 0, "batch_size: must be a positive integer, got 0"),
+    ("env", "nowhere", "env: unknown environment 'nowhere'"),
+])
+def test_resume_of_a_config_json_with_invalid_values_is_one_line(tmp_path, capsys, field, value, message):
+    out = tmp_path / "run"
+    out.mkdir()
+    config = configs.preset("pendulum", "mage", "tiny").to_dict()
+    config[field] = value
+    (out / "config.json").write_text(json.dumps({"config": config, "run": {"preset": "tiny", "seeds": 1, "seed": 0}}))
+    before = (out / "config.json").read_bytes()
+    assert _exit_code(["train", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds an invalid config" in err and message in err
+    assert (out / "config.json").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["config.json"]
+
+
+def test_every_metric_is_guarded_not_only_the_losses():
+    """TD3 with a critic loss of 1e25 but a non-finite ‖∇ₐQ‖ has diverged; a train_return NaN in one
+    seed (its first episode not over yet, with terminations) has not."""
+    row = {name: np.array([1.0, 1.0]) for name in METRIC_NAMES}
+    row["nonfinite_losses"] = np.zeros(2)
+    row["critic_loss"] = np.array([1e25, 1.0])
+    row["train_return"] = np.array([math.nan, -3.0])
+    assert divergence.non_finite(row) == []
+    row["q_action_grad_norm"] = np.array([math.inf, 1.0])
+    assert [(name, list(seeds)) for name, seeds in divergence.non_finite(row)] == [("q_action_grad_norm", [0])]
+    assert divergence.describe(500, row, divergence.non_finite(row), uses_model=False) == (
+        "training diverged at env step 500: seed 0: non-finite q_action_grad_norm")

@@ -46,7 +46,8 @@ def _poisoning_make_train(config):
         return trainer.run_chunk(state.replace(agent=state.agent.replace(critic_params=critic)), chunk_index)
 
     return train_lib.Trainer(config=config, env=trainer.env, agent=trainer.agent, start=start,
-                             run_chunk=run_chunk, train=trainer.train, evaluate=trainer.evaluate)
+                             run_chunk=run_chunk, run_last_chunk=run_chunk, train=trainer.train,
+                             evaluate=trainer.evaluate)
 
 
 @pytest.fixture(scope="module")

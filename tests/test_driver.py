@@ -101,3 +101,33 @@ def test_experiment_killed_inside_a_condition_resumes_to_identical_files(tmp_pat
     assert again.returncode == 0, err
     assert "resuming" in stdout + err
     assert _files(run) == _files(tmp_path / "reference" / "pendulum" / "mage")
+
+
+def test_an_evaluation_interval_that_does_not_divide_the_run_ends_with_a_shorter_chunk(tmp_path):
+    """1200 steps, evaluations every 500: rows at 0, 500, 1000 and 1200 (scaled down: 250 / 100).
+    The whole-run scan gives the same rows, and a resume before the short chunk is exact."""
+    import jax
+    import shutil
+
+    from magejax.train import make_train
+
+    config = CONFIG.replace(total_steps=250)
+    assert config.num_chunks == 3 and [config.chunk_end(i) for i in range(3)] == [100, 200, 250]
+    result = driver.run(config, tmp_path / "run", seeds=1, note=lambda m: None)
+    rows = metrics_io.read_metrics(tmp_path / "run")
+    assert [r["env_step"] for r in rows] == [0, 100, 200, 250] and result.env_step == 250
+    assert int(result.state.buffer.size[0]) == 250
+
+    trainer = make_train(config)
+    np.testing.assert_array_equal(trainer.eval_steps, [0, 100, 200, 250])
+    _, scanned = jax.jit(jax.vmap(trainer.train))(jax.random.split(jax.random.PRNGKey(0), 1))
+    np.testing.assert_allclose(np.asarray(scanned["eval_return"])[0], [r["eval_return"] for r in rows], rtol=1e-5)
+
+    # Killed after the rows of step 250 but before its checkpoint: the resume redoes the short chunk.
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "run", resumed)
+    shutil.rmtree(resumed / checkpoint.CHECKPOINT_DIR / "250")
+    again = driver.run(config, resumed, seeds=1, resume=True, note=lambda m: None)
+    assert again.resumed_from == 200
+    assert (resumed / "metrics.jsonl").read_bytes() == (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    assert checkpoint.state_digest(again.state) == checkpoint.state_digest(result.state)

@@ -71,6 +71,8 @@ class Trainer:
     agent: Agent
     start: Callable[[jax.Array], tuple[TrainState, dict]]
     run_chunk: Callable[[TrainState, jax.Array], tuple[TrainState, dict]]
+    # The last chunk when it is shorter (eval_every does not divide total_steps), else run_chunk.
+    run_last_chunk: Callable[[TrainState, jax.Array], tuple[TrainState, dict]]
     train: Callable[[jax.Array], tuple[TrainState, dict]]
     # (train_state, key) -> (eval_episodes,) returns: the loop's own evaluation, usable on any
     # state, e.g. a trained one evaluated by a second trainer built with eval_mpc=True.
@@ -79,7 +81,8 @@ class Trainer:
     @property
     def eval_steps(self) -> jax.Array:
         """Env steps at which the metrics rows of `train` are taken. (num_chunks + 1,)"""
-        return jnp.arange(self.config.num_chunks + 1) * self.config.eval_every
+        c = self.config
+        return jnp.asarray([0] + [c.chunk_end(i) for i in range(c.num_chunks)])
 
 
 def _where(pred: jax.Array, on_true, on_false):
@@ -282,20 +285,32 @@ def make_train(config: Config) -> Trainer:
         returns = evaluate(state, eval_key)
         return state.replace(key=key), summarize({}, returns, state.last_return)
 
-    def run_chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, dict]:
-        """`eval_every` env steps, then an evaluation. chunk_index: () int, unbatched under vmap."""
-        steps = chunk_index * c.eval_every + jnp.arange(c.eval_every)
-        state, step_metrics = jax.lax.scan(env_step, state, steps)
-        key, eval_key = jax.random.split(state.key)
-        returns = evaluate(state, eval_key)
-        row = {**summarize(step_metrics, returns, state.last_return), **heldout_model_metrics(state)}
-        return state.replace(key=key), row
+    def chunk_of(length: int):
+        def run_chunk(state: TrainState, chunk_index: jax.Array) -> tuple[TrainState, dict]:
+            """`length` env steps from chunk_index·eval_every, then an evaluation. chunk_index: () int,
+            unbatched under vmap."""
+            steps = chunk_index * c.eval_every + jnp.arange(length)
+            state, step_metrics = jax.lax.scan(env_step, state, steps)
+            key, eval_key = jax.random.split(state.key)
+            returns = evaluate(state, eval_key)
+            row = {**summarize(step_metrics, returns, state.last_return), **heldout_model_metrics(state)}
+            return state.replace(key=key), row
+
+        return run_chunk
+
+    run_chunk = chunk_of(c.eval_every)
+    last_steps = c.chunk_steps(c.num_chunks - 1)
+    run_last_chunk = run_chunk if last_steps == c.eval_every else chunk_of(last_steps)
+    full_chunks = c.num_chunks if last_steps == c.eval_every else c.num_chunks - 1
 
     def train(key: jax.Array) -> tuple[TrainState, dict]:
         """A whole run. Returns the final state and metrics with leading axis num_chunks + 1."""
         state, first = start(key)
-        state, rows = jax.lax.scan(run_chunk, state, jnp.arange(c.num_chunks))
+        state, rows = jax.lax.scan(run_chunk, state, jnp.arange(full_chunks))
+        if full_chunks < c.num_chunks:  # the shorter remainder, then its evaluation
+            state, last = run_last_chunk(state, jnp.asarray(full_chunks))
+            rows = jax.tree.map(lambda r, l: jnp.concatenate([r, l[None]]), rows, last)
         return state, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rows)
 
-    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk, train=train,
-                   evaluate=evaluate)
+    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk,
+                   run_last_chunk=run_last_chunk, train=train, evaluate=evaluate)

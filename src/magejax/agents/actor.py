@@ -1,4 +1,4 @@
-"""Deterministic tanh policy, its DPG loss on min(Q1, Q2), and Polyak averaging."""
+"""Deterministic tanh policy and its DPG loss on min(Q1, Q2)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -46,7 +46,3 @@ def dpg_loss_and_grads(actor_params, critic_params, obs: jax.Array, pi: Callable
     loss = -jnp.mean(jnp.min(q, axis=0))
     return loss, grads, jnp.mean(critic.safe_norm(dq_da, axis=-1))
 
-
-def polyak(target, online, tau: float):
-    """target ← (1 − τ) target + τ online, leaf by leaf."""
-    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)

@@ -122,3 +122,14 @@ def values_and_action_grads(critic_params, obs: jax.Array, action: jax.Array, *,
     q, vjp = jax.vjp(lambda a: jax.vmap(q_single, in_axes=(0, None, 0))(critic_params, obs, a), actions)
     (grads,) = vjp(jnp.ones_like(q))
     return q, grads
+
+
+def optimizer_step(state, grads, optimizer, tau: float):
+    """One optimiser step of the online critics and the Polyak update of their targets.
+
+    state: any agent state with `critic_params`, `critic_opt_state` and `critic_target` (the TD3
+    family's and MAAC's); grads: like critic_params. Returns the state with those three replaced."""
+    updates, opt_state = optimizer.update(grads, state.critic_opt_state, state.critic_params)
+    params = optax.apply_updates(state.critic_params, updates)
+    return state.replace(critic_params=params, critic_opt_state=opt_state,
+                         critic_target=networks.polyak(state.critic_target, params, tau))

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from magejax.agents import actor, critic, gaussian_policy, maac_rollout, networks
+from magejax.agents import critic, gaussian_policy, maac_rollout, networks
 from magejax.configs import Config
 from magejax.models.dynamics import EnsembleModel, ModelState
 from magejax.envs import Env
@@ -211,11 +211,7 @@ class MaacAgent:
         critic_key, actor_key = jax.random.split(key)
         (_, critic_metrics), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
             state.critic_params, state, model, batch, self.draw_noise(critic_key, batch.obs.shape[0]))
-        updates, critic_opt_state = self.critic_optimizer.update(grads, state.critic_opt_state,
-                                                                 state.critic_params)
-        critic_params = optax.apply_updates(state.critic_params, updates)
-        state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state,
-                              critic_target=actor.polyak(state.critic_target, critic_params, c.tau))
+        state = critic.optimizer_step(state, grads, self.critic_optimizer, c.tau)
         q_single, _ = self.q_fns
 
         def actor_step(state: MaacState) -> tuple[MaacState, dict]:

@@ -43,6 +43,11 @@ def apply_mlp(params, x: jax.Array, hidden: Sequence[int], out_size: int) -> jax
     return MLP(tuple(hidden), out_size).apply(params, x)
 
 
+def polyak(target, online, tau: float):
+    """target ← (1 − τ) target + τ online, leaf by leaf (the target networks' averaging)."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
 def optimizer(lr: float, grad_clip: float, grad_scale: float = 1.0) -> optax.GradientTransformation:
     """Every agent's optimiser: gradient clipping by value (as the original code), then RAdam.
 

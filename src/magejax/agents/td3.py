@@ -252,11 +252,7 @@ class Agent:
         c = self.config
         (_, critic_metrics), grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
             state.critic_params, state, model, batch, key, reward)
-        updates, critic_opt_state = self.critic_optimizer.update(grads, state.critic_opt_state,
-                                                                 state.critic_params)
-        critic_params = optax.apply_updates(state.critic_params, updates)
-        state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state,
-                              critic_target=actor.polyak(state.critic_target, critic_params, c.tau))
+        state = critic.optimizer_step(state, grads, self.critic_optimizer, c.tau)
 
         q_single, _ = self.q_fns
 
@@ -268,7 +264,7 @@ class Agent:
                                                              state.actor_params)
             params = optax.apply_updates(state.actor_params, updates)
             return state.replace(actor_params=params, actor_opt_state=opt_state,
-                                 actor_target=actor.polyak(state.actor_target, params, c.tau)), \
+                                 actor_target=networks.polyak(state.actor_target, params, c.tau)), \
                 {"actor_loss": loss, "q_action_grad_norm": grad_norm}
 
         def no_actor_step(state: AgentState) -> tuple[AgentState, dict]:

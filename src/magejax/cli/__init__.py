@@ -7,7 +7,7 @@ it goes), `checkpoints/` (the newest few complete training states), `curve.png` 
 several JAX devices the seeds are sharded over them (`magejax.runs.parallel`; several hosts: see
 docs/running.md). `magejax train --resume RUN_DIR` continues a killed run from its newest good
 checkpoint and ends with exactly the files an uninterrupted run writes. Bad input prints one line
-`magejax: error: ...` and exits 2; a run that diverges (non-finite evaluation return or loss)
+`magejax: error: ...` and exits 2; a run that diverges (a non-finite evaluation return, loss or other metric)
 exits 1.
 """
 from __future__ import annotations
@@ -30,3 +30,6 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"magejax: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:  # before training started (imports, set-up); during it: cli/train.py
+        print("\nmagejax: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, metavar="N", help="base seed; seed i uses split(PRNGKey(seed))[i] (default: 0)")
     # Defaults of None mean "the preset's value": only flags the user gave override the preset.
     t.add_argument("--steps", type=int, metavar="N", help="total env steps per seed (default: preset's; paper 10000)")
-    t.add_argument("--eval-every", type=int, metavar="N", help="env steps between evaluations (must divide --steps)")
+    t.add_argument("--eval-every", type=int, metavar="N", help="env steps between evaluations (a last, shorter chunk runs the remainder of --steps)")
     t.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
     t.add_argument("--warmup", type=int, metavar="N", help="random-action steps before agent updates start")
     t.add_argument("--batch-size", type=int, metavar="N")

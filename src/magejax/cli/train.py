@@ -36,14 +36,18 @@ def _settings(args) -> tuple[configs.Config, dict]:
                 setattr(args, name, value)
         if args.seeds < 1:
             raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
+        if not 0 <= args.seed < 2**32:  # PRNGKey takes a 32-bit seed
+            raise UsageError(f"--seed: must be in [0, 2**32), got {args.seed}")
         return _config(args), {name: getattr(args, name) for name in ("preset", "seeds", "seed")}
 
     run_dir = Path(args.resume)
     if args.overwrite:
         raise UsageError("--overwrite: cannot be combined with --resume")
     try:
-        config = metrics_io.read_config(run_dir)
+        config = configs.validate(metrics_io.read_config(run_dir))
         run = metrics_io.read_run_settings(run_dir)
+    except configs.ConfigError as e:
+        raise UsageError(f"--resume {run_dir}: {metrics_io.CONFIG_FILE} holds an invalid config: {e}") from None
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"--resume {run_dir}: not a readable run directory: {e}") from None
     if run is None:
@@ -78,6 +82,10 @@ def _checkpoint_settings(args, config: configs.Config, run: dict) -> tuple[int, 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Create `out`, refusing a non-empty one unless `overwrite` (then only our run files go)."""
+    here = Path.cwd().resolve()
+    if str(out) in ("", ".") or out.resolve() == here or out.resolve() in here.parents:
+        raise UsageError(f"--out {str(out)!r}: is the current directory or a parent of it; name a run "
+                         "directory of its own")
     try:
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {out}: exists and is not a directory")
@@ -207,6 +215,12 @@ def train(args) -> int:
                             tensorboard=settings["tensorboard"], note=note)
     except driver.ResumeRefused as e:
         raise UsageError(f"--resume {out}: {e}") from None
+    except driver.RunDirectoryError as e:
+        raise UsageError(str(e)) from None
+    except driver.WriteFailed as e:
+        _close(report)
+        print(f"magejax: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     except driver.Diverged as e:
         _close(report)
         print(f"magejax: error: {e}", file=sys.stderr)

@@ -150,8 +150,17 @@ class Config:
 
     @property
     def num_chunks(self) -> int:
-        """Evaluation chunks in a run (an evaluation closes each chunk)."""
-        return self.total_steps // self.eval_every
+        """Evaluation chunks in a run (an evaluation closes each chunk). When `eval_every` does not
+        divide `total_steps`, the last chunk is the shorter remainder."""
+        return -(-self.total_steps // self.eval_every)
+
+    def chunk_steps(self, chunk: int) -> int:
+        """Env steps in chunk `chunk` (0-based): `eval_every`, or the remainder for the last one."""
+        return min(self.eval_every, self.total_steps - chunk * self.eval_every)
+
+    def chunk_end(self, chunk: int) -> int:
+        """The env step at which chunk `chunk`'s evaluation is taken."""
+        return min((chunk + 1) * self.eval_every, self.total_steps)
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

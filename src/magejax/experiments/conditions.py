@@ -186,7 +186,7 @@ def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0,
     log(f"[{cond.name}] {c.env} {c.algo}: {seeds} seed(s), {c.total_steps} env steps, "
         f"evaluation every {c.eval_every}")
     result = driver.run(c, run_dir, seeds=seeds, seed=base_seed, resume=resume, run_settings=settings,
-                        probe=probe, on_divergence="warn", keep=2,
+                        probe=probe, on_divergence="warn", keep=2, start_if_none=True,
                         progress_fn=progress.lines(prefix=f"[{cond.name}] ", write=log, extra_metrics=tuple(metrics)),
                         note=lambda message: log(f"[{cond.name}] {message}"))
     log(f"[{cond.name}] compiled in {result.compile_s:.1f} s")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -32,6 +33,7 @@ from magejax.runs import metrics_io
 from magejax.configs import Config
 
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"  # where a restore moves unusable checkpoints
 FORMAT = 1  # bump when the layout of `meta` or of the saved state changes
 
 
@@ -44,7 +46,12 @@ class IncompatibleCheckpoint(CheckpointError):
 
 
 class CorruptCheckpoint(CheckpointError):
-    """Damaged or unreadable: the restore falls back to an older checkpoint."""
+    """Damaged or unreadable: the restore moves it aside and falls back to an older checkpoint."""
+
+
+class MetricsMismatch(CheckpointError):
+    """metrics.jsonl no longer starts with the rows a good checkpoint covers (edited or shortened):
+    the resume is refused and nothing is touched."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +136,16 @@ def _quiet_closed_loop_reports() -> None:
     sys.unraisablehook = hook
 
 
+def remove_unfinished(run_dir) -> None:
+    """Remove the temporary folders of a save that failed (orbax writes `<step>.orbax-checkpoint-tmp*`
+    and renames it when complete), so a failed save leaves nothing partial behind."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if ".orbax-checkpoint-tmp" in path.name:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 class RunCheckpoints:
     """The checkpoints of one run directory: save every so often, restore the newest good one."""
 
@@ -207,8 +224,9 @@ class RunCheckpoints:
         metrics = self.run_dir / metrics_io.METRICS_FILE
         if (not metrics.is_file() or metrics_io.file_prefix_sha256(metrics, progress.metrics_bytes)
                 != progress.metrics_sha256):
-            raise CorruptCheckpoint(f"{where}: {metrics} no longer starts with the "
-                                    f"{progress.metrics_rows} rows this checkpoint covers")
+            raise MetricsMismatch(f"{where} is intact, but {metrics} no longer starts with the "
+                                  f"{progress.metrics_rows} rows it covers (the file was changed or "
+                                  "shortened); restore the file, or start afresh")
         return state, progress
 
     def restore(self, abstract_state, log: Callable[[str], None] = print):
@@ -216,8 +234,9 @@ class RunCheckpoints:
 
         abstract_state: the freshly initialised state, or its `jax.eval_shape`: restored arrays
         get its tree structure, shapes and dtypes. Damaged checkpoints are reported through
-        `log`, deleted (the resumed run writes them again) and skipped; an incompatible one
-        raises `IncompatibleCheckpoint`.
+        `log`, moved aside to `damaged_checkpoints/` (never deleted; the resumed run writes their
+        steps again) and skipped; an incompatible one raises `IncompatibleCheckpoint`, a metrics
+        file that no longer matches `MetricsMismatch`, both before anything is moved.
         """
         _quiet_closed_loop_reports()
         bad = []
@@ -231,13 +250,23 @@ class RunCheckpoints:
             break
         else:
             restored = None
-        for step in bad:
-            self._manager.delete(step)
         if bad:
-            log(f"deleted unusable checkpoint(s) at env step(s) {', '.join(map(str, bad))}; "
+            aside = self.run_dir / DAMAGED_DIR
+            for step in bad:
+                self._move_aside(step, aside)
+            self._manager.reload()
+            log(f"moved unusable checkpoint(s) at env step(s) {', '.join(map(str, bad))} to {aside}; "
                 + (f"falling back to the one at env step {restored[1].env_step}" if restored
-                   else "no good checkpoint left, starting from the beginning"))
+                   else "no good checkpoint left"))
         return restored
+
+    def _move_aside(self, step: int, aside: Path) -> Path:
+        aside.mkdir(exist_ok=True)
+        target, n = aside / str(step), 1
+        while target.exists():  # damaged twice at the same step: keep both
+            target, n = aside / f"{step}-{n}", n + 1
+        shutil.move(str(self.directory / str(step)), str(target))
+        return target
 
     def close(self) -> None:
         self._manager.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 LOSS_METRICS = ("critic_loss", "actor_loss", "td_error", "model_nll", "model_mse", "reward_mse")
-"""Losses checked at each evaluation, besides the evaluation return."""
+"""The losses, named for a seed whose in-chunk count (`nonfinite_losses`) shows a non-finite one."""
+UNCHECKED = ("nonfinite_losses", "train_return")
+"""Every other metric of a row is checked. `train_return` is NaN until a seed's first training
+episode ends, which with terminations differs from seed to seed: NaN there is not divergence."""
 
 
 def non_finite(row: dict) -> list[tuple[str, np.ndarray]]:
@@ -15,7 +18,9 @@ def non_finite(row: dict) -> list[tuple[str, np.ndarray]]:
     counted = np.asarray(row["nonfinite_losses"], dtype=np.float64) > 0
     if counted.any():
         problems.append(("loss (nonfinite_losses > 0)", np.flatnonzero(counted)))
-    for name in ("eval_return",) + LOSS_METRICS:
+    for name in row:
+        if name in UNCHECKED:
+            continue
         v = np.asarray(row[name], dtype=np.float64)
         if name == "eval_return":
             bad = ~np.isfinite(v)
@@ -37,7 +42,7 @@ def describe(env_step: int, row: dict, problems, uses_model: bool, learns_reward
     counts = np.asarray(row["nonfinite_losses"], dtype=np.float64)
     parts = []
     for seed in sorted({int(s) for _, bad in problems for s in bad}):
-        names = [name for name, bad in problems if seed in bad and name in ("eval_return",) + LOSS_METRICS]
+        names = [name for name, bad in problems if seed in bad and name in row]
         # A loss NaN in every seed (so not in `problems`) is still named for a seed whose count
         # shows a non-finite loss, unless the algorithm never computes it.
         names += [name for name in LOSS_METRICS if name not in names

@@ -22,6 +22,7 @@ directory (see `parallel`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -31,21 +32,10 @@ import numpy as np
 from magejax.runs import checkpoint, metrics_io, parallel
 from magejax.configs import Config
 from magejax.runs import divergence
-
-TENSORBOARD_DIR = "tensorboard"
-
-
-class Diverged(Exception):
-    """A non-finite evaluation return or loss; `str(e)` is one line naming step, seeds and metrics."""
-
-    def __init__(self, message: str, env_step: int):
-        super().__init__(message)
-        self.env_step = env_step
-
-
-class ResumeRefused(Exception):
-    """The run directory's checkpoints belong to another run (config, seeds, base seed, version)."""
-
+from magejax.runs import tensorboard as tb_log
+from magejax.runs.run_dir import (Diverged, ResumeRefused, RunDirectoryError, WriteFailed,  # noqa: F401 (API)
+                                  lock_run_dir)
+from magejax.runs.tensorboard import TENSORBOARD_DIR
 
 @dataclasses.dataclass(frozen=True)
 class ChunkReport:
@@ -75,35 +65,38 @@ class RunResult:
     devices: int
 
 
-def _tensorboard_writer(run_dir: Path, purge_step: int | None):
-    from tensorboardX import SummaryWriter
-    # A resume rewrites the rows after its checkpoint: TensorBoard drops the old ones.
-    return SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=purge_step)
+def run(config: Config, run_dir, **kwargs) -> RunResult:
+    """Run `config` in `run_dir` (see `_run` for the arguments), holding the run directory's lock.
+
+    Refused with `RunDirectoryError` before anything changes when `run_dir/checkpoints` is not a
+    directory, or when another process holds the lock (two processes never write one run)."""
+    run_dir = Path(run_dir)
+    if not parallel.is_main():
+        return _run(config, run_dir, **kwargs)
+    ckpt_dir = run_dir / checkpoint.CHECKPOINT_DIR
+    if ckpt_dir.exists() and not ckpt_dir.is_dir():
+        raise RunDirectoryError(f"{ckpt_dir}: exists and is not a directory; it is where the checkpoints go")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(run_dir)
+    try:
+        return _run(config, run_dir, **kwargs)
+    finally:
+        os.close(lock)
 
 
-def _log_scalars(tb, env_step: int, row: dict) -> None:
-    """Every metric's mean over seeds and each seed's value; metrics NaN in every seed are left out."""
-    for name, values in row.items():
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        if np.isnan(v).all():
-            continue
-        tb.add_scalar(f"{name}/mean", float(np.mean(v)), env_step)
-        for seed, x in enumerate(v):
-            tb.add_scalar(f"{name}/seed_{seed}", float(x), env_step)
-    tb.flush()
-
-
-def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool = False,
+def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool = False,
         run_settings: dict | None = None, checkpoint_every: int | None = None, keep: int = 3,
         progress_fn: Callable[[ChunkReport], None] | None = None,
         probe: Callable | None = None, stop_fn: Callable[[int, dict], bool] | None = None,
-        on_divergence: str = "stop", tensorboard: bool = False,
+        on_divergence: str = "stop", tensorboard: bool = False, start_if_none: bool = False,
         note: Callable[[str], None] = print) -> RunResult:
     """Run `config` with `seeds` seeds (keys `split(PRNGKey(seed), seeds)`) in `run_dir`.
 
     run_settings: stored in config.json beside the config ("run"), e.g. the CLI's preset;
       seeds and seed are always added. A fresh run writes config.json; a resumed one keeps it.
-    resume: continue from the newest good checkpoint; with none, start from the beginning.
+    resume: continue from the newest good checkpoint (damaged ones are moved aside); with none
+      left, raise `ResumeRefused` without touching a file, or with `start_if_none` start afresh.
+      A metrics.jsonl that no longer matches its checkpoint also raises `ResumeRefused`.
     checkpoint_every: env steps between checkpoints, a multiple of eval_every (default: every
       evaluation); the end of the run (or an early stop) is always checkpointed.
     probe: `probe(trainer)` -> `fn(train_state, key) -> {name: ()}` for one seed: extra metrics
@@ -127,9 +120,9 @@ def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool 
     seed_sharding, replicated = placement.seeds, placement.replicated
     keys = placement.put(jax.random.split(jax.random.PRNGKey(seed), seeds))
     start_v = placement.jit(jax.vmap(trainer.start), in_shardings=seed_sharding, out_shardings=seed_sharding)
-    chunk_v = placement.jit(jax.vmap(trainer.run_chunk, in_axes=(0, None)),
-                            in_shardings=(seed_sharding, replicated), out_shardings=seed_sharding,
-                            donate_argnums=0)
+    chunk_jit = lambda fn: placement.jit(jax.vmap(fn, in_axes=(0, None)), in_shardings=(seed_sharding, replicated),
+                                         out_shardings=seed_sharding, donate_argnums=0)
+    chunk_v, last_chunk_v = chunk_jit(trainer.run_chunk), chunk_jit(trainer.run_last_chunk)
     probe_fn = jax.jit(jax.vmap(probe(trainer))) if probe is not None else None
     # Probe keys are fixed per evaluation and seed, independent of training's own keys.
     probe_keys = lambda i: jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + 1), i), seeds)
@@ -156,9 +149,13 @@ def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool 
             return None
         try:
             restored = ckpts.restore(abstract, log=note)
-        except checkpoint.IncompatibleCheckpoint as e:
+        except (checkpoint.IncompatibleCheckpoint, checkpoint.MetricsMismatch) as e:
             return {"error": str(e)}
         if restored is None:
+            if not start_if_none:
+                return {"error": f"no usable checkpoint to resume from in {run_dir / checkpoint.CHECKPOINT_DIR} "
+                                 "(nothing was changed); start afresh in another directory, or with "
+                                 "--overwrite on this one"}
             note(f"{run_dir}: no checkpoint to resume from; starting the run from the beginning")
             return None
         held["state"] = restored[0]
@@ -187,7 +184,7 @@ def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool 
             state = placement.put(parallel.broadcast_tree(held.pop("state", None), abstract))
             first, train_s, wall_before, resumed_from = done.next_chunk, done.train_s, done.wall_s, done.env_step
         if main and tensorboard:
-            tb = _tensorboard_writer(run_dir, None if resumed_from is None else resumed_from + 1)
+            tb = tb_log.writer(run_dir, None if resumed_from is None else resumed_from + 1)
     except Exception:
         for f in (writer, ckpts, tb):
             if f is not None:
@@ -195,16 +192,25 @@ def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool 
         raise
 
     every = config.eval_every
+    steps_done = lambda chunks: 0 if chunks == 0 else config.chunk_end(chunks - 1)  # env steps after `chunks`
     last_ckpt = [resumed_from]
     stopped_early = False
     ckpt_s = 0.0
 
+    def newest_good() -> str:
+        return (f"the newest good checkpoint is at env step {last_ckpt[0]}" if last_ckpt[0] is not None
+                else "no checkpoint was written yet")
+
     def record(env_step: int, row: dict) -> None:
         if main:
-            writer.write_rows(env_step, row)
-            metrics_io.write_csv(run_dir)
-            if tb is not None:
-                _log_scalars(tb, env_step, row)
+            for what, write in ((run_dir / metrics_io.METRICS_FILE, lambda: writer.write_rows(env_step, row)),
+                                (run_dir / metrics_io.CSV_FILE, lambda: metrics_io.write_csv(run_dir)),
+                                (run_dir / TENSORBOARD_DIR, lambda: tb is not None and tb_log.log_scalars(tb, env_step, row))):
+                try:
+                    write()
+                except OSError as e:
+                    raise WriteFailed(f"cannot write {what} at env step {env_step}: {e.strerror or e}; "
+                                      f"{newest_good()}") from None
         problems = divergence.non_finite(row)
         if problems:
             learns_model = config.spec.uses_model and config.model == "learned"
@@ -219,34 +225,44 @@ def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool 
 
     def save(chunks_done: int) -> None:
         host = parallel.to_host(state)  # every process takes part when the state spans hosts
-        last_ckpt[0] = chunks_done * every
         if not main:
+            last_ckpt[0] = steps_done(chunks_done)
             return
-        writer.sync()  # the rows this checkpoint claims must be on disk before it is
-        ckpts.save(host, checkpoint.Progress(
-            env_step=chunks_done * every, next_chunk=chunks_done, metrics_rows=writer.rows,
-            metrics_bytes=writer.bytes, metrics_sha256=writer.sha256(), train_s=train_s,
-            wall_s=wall_before + time.perf_counter() - t0))
+        try:
+            writer.sync()  # the rows this checkpoint claims must be on disk before it is
+            ckpts.save(host, checkpoint.Progress(
+                env_step=steps_done(chunks_done), next_chunk=chunks_done, metrics_rows=writer.rows,
+                metrics_bytes=writer.bytes, metrics_sha256=writer.sha256(), train_s=train_s,
+                wall_s=wall_before + time.perf_counter() - t0))
+        except Exception as e:  # noqa: BLE001 — orbax wraps I/O errors in its own types
+            checkpoint.remove_unfinished(run_dir)
+            reason = getattr(e, "strerror", None) or f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            raise WriteFailed(f"cannot write the checkpoint at env step {steps_done(chunks_done)} in "
+                              f"{run_dir / checkpoint.CHECKPOINT_DIR}: {reason}; {newest_good()}") from None
+        last_ckpt[0] = steps_done(chunks_done)
 
     report = lambda env_step, row: progress_fn(ChunkReport(
-        env_step=env_step, total_steps=config.total_steps, first_env_step=first * every, seeds=seeds, row=row,
+        env_step=env_step, total_steps=config.total_steps, first_env_step=steps_done(first), seeds=seeds, row=row,
         train_s=train_s, wall_s=wall_before + time.perf_counter() - t0)) if progress_fn is not None else None
     try:
         if found is None:
             record(0, host_row(state, first_row, 0))
         # Compile ahead of time: the chunk index is a traced int32 scalar, so this one executable
-        # serves every chunk and compile time stays out of the steps/s figures.
-        run_chunk = chunk_v.lower(state, chunk_index(0)).compile()
-        compile_s = time.perf_counter() - t0
-        report(first * every, None)
+        # serves every chunk (a shorter last chunk has its own) and compile time stays out of the
+        # steps/s figures.
         n = config.num_chunks
+        run_chunk = chunk_v.lower(state, chunk_index(0)).compile()
+        shorter_last = config.chunk_steps(n - 1) < every
+        run_last = last_chunk_v.lower(state, chunk_index(n - 1)).compile() if shorter_last else run_chunk
+        compile_s = time.perf_counter() - t0
+        report(steps_done(first), None)
         c = first
         for c in range(first, n):
             t = time.perf_counter()
-            state, row = run_chunk(state, chunk_index(c))
+            state, row = (run_last if c == n - 1 else run_chunk)(state, chunk_index(c))
             jax.block_until_ready(row)
             train_s += time.perf_counter() - t
-            env_step = (c + 1) * every
+            env_step = config.chunk_end(c)
             row = host_row(state, row, c + 1)
             record(env_step, row)
             stopped_early = stop_fn is not None and c < n - 1 and bool(stop_fn(env_step, row))
@@ -262,7 +278,7 @@ def run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool 
             if f is not None:
                 f.close()
     final = parallel.to_host(state)
-    end_step = (c + 1) * every if config.num_chunks > first else first * every
+    end_step = config.chunk_end(c) if config.num_chunks > first else steps_done(first)
     return RunResult(state=final, env_step=end_step, stopped_early=stopped_early, resumed_from=resumed_from,
                      train_s=train_s, wall_s=wall_before + time.perf_counter() - t0, compile_s=compile_s,
                      checkpoint_s=ckpt_s, devices=placement.devices)

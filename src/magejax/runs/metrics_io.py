@@ -79,30 +79,49 @@ class MetricsWriter:
 
     def __init__(self, run_dir, keep_bytes: int = 0):
         self.path = Path(run_dir) / METRICS_FILE
-        # Binary mode: the byte count and hash must describe exactly what is on disk.
-        self._file = open(self.path, "r+b" if keep_bytes else "wb")
-        kept = self._file.read(keep_bytes) if keep_bytes else b""
+        # Binary and unbuffered: the byte count and hash must describe exactly what is on disk, and
+        # a failed write must not leave bytes behind in a buffer to be flushed later.
+        kept = self.path.read_bytes()[:keep_bytes] if keep_bytes else b""
         if len(kept) != keep_bytes:
-            self._file.close()
             raise ValueError(f"{self.path}: has {len(kept)} bytes, fewer than the {keep_bytes} to keep")
+        self._file = open(self.path, "r+b" if keep_bytes else "wb", buffering=0)
         self._file.truncate(keep_bytes)  # drop rows written after the checkpoint; they are redone
+        self._file.seek(keep_bytes)
         self._sha256 = hashlib.sha256(kept)
         self.rows = kept.count(b"\n")
         self.bytes = keep_bytes
 
     def write_rows(self, env_step: int, metrics_per_seed: dict) -> None:
-        """Append one line per seed. metrics_per_seed: name -> array (seeds,)."""
+        """Append one line per seed. metrics_per_seed: name -> array (seeds,).
+
+        All lines of the evaluation are written, or none: a failed write (a full disk) cuts the
+        file back to the rows before it and raises the OSError."""
         columns = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in metrics_per_seed.items()}
         seeds = len(next(iter(columns.values())))
+        lines = []
         for seed in range(seeds):
             row = {"env_step": int(env_step), "seed": seed}
             row.update({k: _json_float(v[seed]) for k, v in columns.items()})
-            line = (json.dumps(row) + "\n").encode()
-            self._file.write(line)
-            self._sha256.update(line)
-            self.rows += 1
-            self.bytes += len(line)
-        self._file.flush()
+            lines.append((json.dumps(row) + "\n").encode())
+        block = b"".join(lines)
+        try:
+            view = memoryview(block)
+            while view:  # a raw write may be partial
+                view = view[self._file.write(view):]
+        except OSError:
+            self._cut_back()
+            raise
+        self._sha256.update(block)
+        self.rows += seeds
+        self.bytes += len(block)
+
+    def _cut_back(self) -> None:
+        """Drop whatever part of a failed write reached the file (best effort: the disk is failing)."""
+        try:
+            self._file.seek(self.bytes)
+            self._file.truncate(self.bytes)
+        except (OSError, ValueError):
+            pass
 
     def sha256(self) -> str:
         """sha256 of everything in the file so far."""
@@ -110,7 +129,6 @@ class MetricsWriter:
 
     def sync(self) -> None:
         """Force the rows to disk (before a checkpoint claims them)."""
-        self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
