@@ -162,10 +162,13 @@ class RunCheckpoints:
         if alone:
             self.directory.mkdir(parents=True, exist_ok=True)  # orbax cannot create it then
         me = jax.process_index()
+        remove_unfinished(self.run_dir)
         self._manager = ocp.CheckpointManager(
             self.directory.absolute(), item_names=("state", "meta"),
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, cleanup_tmp_directories=True, create=not alone,
+                # Unfinished saves are removed here, synchronously (`remove_unfinished`): orbax's own
+                # clean-up runs in a thread that prints a traceback when the process exits early.
+                max_to_keep=keep, cleanup_tmp_directories=False, create=not alone,
                 multiprocessing_options=ocp.options.MultiprocessingOptions(
                     primary_host=me, active_processes={me}) if alone else
                 ocp.options.MultiprocessingOptions(),
