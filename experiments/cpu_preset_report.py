@@ -39,6 +39,9 @@ def write(runs: Path, results: Path, settings: dict) -> None:
         summary_path = runs / name / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
         rows.append(_row(name, timing, summary))
+        if summary is None and (runs / name / metrics_io.METRICS_FILE).exists():
+            run_rows = metrics_io.read_metrics(runs / name)
+            rows[-1]["running_at_step"] = max(r["env_step"] for r in run_rows) if run_rows else 0
         if (runs / name / metrics_io.METRICS_FILE).exists():
             steps, values = metrics_io.curves_from_metrics(metrics_io.read_metrics(runs / name))
             if len(steps) > 1:
@@ -54,6 +57,8 @@ def write(runs: Path, results: Path, settings: dict) -> None:
     for r in rows:
         hits = r.get("first_hit_step")
         hit_text = "not run" if hits is None else ", ".join("–" if h is None else str(h) for h in hits)
+        if hits is None and "running_at_step" in r:
+            hit_text = f"unfinished, evaluated to step {r['running_at_step']}"
         stopped = f"{r['last_step']} ({r['stopped']})" if "stopped" in r else ""
         reached = f"{r['seeds_reached']}/5" if "seeds_reached" in r else "–"
         finals = ", ".join(fmt(x) for x in r["final_returns"]) if "final_returns" in r else ""
