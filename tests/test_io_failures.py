@@ -23,6 +23,14 @@ def _exit_code(argv) -> int:
     return e.value.code
 
 
+def _fails_with_one_line(argv, capsys) -> str:
+    """Run the CLI, expect exit 1 and a single error line without a traceback; return that line."""
+    assert _exit_code(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
 class _FillsUp:
     """A raw file whose `fail_at`-th write (1-based) writes half its bytes, then raises ENOSPC."""
 
@@ -53,9 +61,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(metrics_io.MetricsWriter, "__init__", filling_init)
     out = tmp_path / "run"
-    assert _exit_code(RUN + ["--out", str(out)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    err = _fails_with_one_line(RUN + ["--out", str(out)], capsys)
     assert err.startswith(f"magejax: error: cannot write {out / 'metrics.jsonl'} at env step 200: "
                           "No space left on device; the newest good checkpoint is at env step 100")
     # Whole evaluations only: the half-written rows of step 200 are gone.
@@ -79,9 +85,7 @@ def test_disk_full_while_writing_a_checkpoint(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(checkpoint.RunCheckpoints, "save", filling_save)
     out = tmp_path / "run"
-    assert _exit_code(RUN + ["--out", str(out)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    err = _fails_with_one_line(RUN + ["--out", str(out)], capsys)
     assert err.startswith(f"magejax: error: cannot write the checkpoint at env step 200 in "
                           f"{out / 'checkpoints'}: No space left on device; the newest good checkpoint is at "
                           "env step 100")

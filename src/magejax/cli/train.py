@@ -105,11 +105,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {out}: cannot create run directory: {e.strerror or e}") from None
 
 
-def _hms(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
 def _nan_to_none(x):
     return x if isinstance(x, float) and math.isfinite(x) else None
 
@@ -260,7 +255,7 @@ def train(args) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     per_seed = ", ".join(f"{x:.1f}" for x in returns[:, -1])
     print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s): {per_seed}) "
-          f"in {_hms(result.wall_s)}; plot: {plot}")
+          f"in {progress.hms(result.wall_s)}; plot: {plot}")
     return 0
 
 

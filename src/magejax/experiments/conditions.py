@@ -34,6 +34,7 @@ import numpy as np
 
 from magejax import configs
 from magejax.runs import checkpoint, metrics_io, plotting
+from magejax.runs.progress import hms
 from magejax.configs import Config
 from magejax.train import make_train
 
@@ -42,7 +43,6 @@ SCALES = ("tiny", "cpu", "paper")
 minutes; paper: the paper's settings (an accelerator)."""
 
 SUMMARY_FILE = "summary.json"
-CSV_FILE = metrics_io.CSV_FILE
 FINAL_FILE = "final.json"
 
 # The cpu scale of Pendulum and CartPole swing-up is `configs.preset(env, algo, "cpu")` (chosen by
@@ -148,11 +148,6 @@ def _finished(run_dir: Path, config: Config, settings: dict, needs_final: bool =
     if not (run_dir / SUMMARY_FILE).exists() or (needs_final and not (run_dir / FINAL_FILE).exists()):
         return False
     return _same_run(run_dir, config, settings)
-
-
-def hms(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 # ------------------------------------------------------------------------------------ one condition

@@ -22,7 +22,8 @@ from typing import Callable
 
 from magejax import configs
 from magejax.runs import metrics_io, plotting
-from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, hms, run_condition, summarize_condition
+from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, run_condition, summarize_condition
+from magejax.runs.progress import hms
 
 LOG_FILE = "log.txt"
 
