@@ -7,6 +7,7 @@ per setting that ran: mean, 95 % band and every seed, the -250 threshold dashed)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,11 @@ def write(runs: Path, results: Path, settings: dict) -> None:
             run_rows = metrics_io.read_metrics(runs / name)
             rows[-1]["running_at_step"] = max(r["env_step"] for r in run_rows) if run_rows else 0
         if (runs / name / metrics_io.METRICS_FILE).exists():
+            # The evaluations themselves are committed with the table (the run dirs are not).
+            (results / name).mkdir(parents=True, exist_ok=True)
+            for f in (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "summary.json"):
+                if (runs / name / f).exists():
+                    shutil.copyfile(runs / name / f, results / name / f)
             steps, values = metrics_io.curves_from_metrics(metrics_io.read_metrics(runs / name))
             if len(steps) > 1:
                 status = "" if summary else " (running)"
