@@ -210,6 +210,57 @@ def test_changed_source_code_warns(tmp_path, abstract_state, monkeypatch):
     assert len(logs) == 1 and "other source code" in logs[0] and "may not be bit-identical" in logs[0]
 
 
+def _edit_meta(step_dir: Path, edit) -> None:
+    """Change the saved `meta` JSON of one checkpoint as a user with an editor would: still valid JSON."""
+    path = step_dir / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["config"].update(lam=0.05),        # looks like another run's checkpoint
+    lambda m: m.update(seeds=3),
+    lambda m: m["progress"].update(env_step=150),  # looks like another position
+])
+def test_edited_metadata_is_damage_and_falls_back(tmp_path, abstract_state, edit):
+    states = _save_steps(tmp_path, abstract_state, [100, 200])
+    _edit_meta(tmp_path / checkpoint.CHECKPOINT_DIR / "200", edit)
+    logs = []
+    state, progress = _ckpts(tmp_path).restore(abstract_state, log=logs.append)
+    assert progress.env_step == 100
+    _assert_identical(state, states[100])
+    assert "metadata changed after it was written" in logs[0]
+    assert (tmp_path / checkpoint.DAMAGED_DIR / "200" / "meta").is_dir()
+
+
+def test_checkpoint_without_a_meta_digest_is_still_checked(tmp_path, abstract_state):
+    """Written before the digest existed: restored when it matches the run, refused when it does not."""
+    states = _save_steps(tmp_path, abstract_state, [100])
+    _edit_meta(tmp_path / checkpoint.CHECKPOINT_DIR / "100", lambda m: m.pop("meta_sha256"))
+    state, _ = _ckpts(tmp_path).restore(abstract_state, log=print)
+    _assert_identical(state, states[100])
+    with pytest.raises(IncompatibleCheckpoint, match=r"lam \(checkpoint 0.2, run 0.05\)"):
+        _ckpts(tmp_path, config=CONFIG.replace(lam=0.05)).restore(abstract_state)
+
+
+def test_a_config_field_added_later_compares_as_its_default(tmp_path, abstract_state):
+    """A checkpoint saved before a Config field existed ran with (what is now) its default."""
+    states = _save_steps(tmp_path, abstract_state, [100])
+    field = "normalize_obs"  # a real field; the checkpoint is made to look older than it
+    default = configs.Config.__dataclass_fields__[field].default
+    assert getattr(CONFIG, field) == default
+
+    def older(meta):
+        meta["config"].pop(field)
+        meta["meta_sha256"] = checkpoint.meta_digest(meta)  # as that older magejax wrote it
+    _edit_meta(tmp_path / checkpoint.CHECKPOINT_DIR / "100", older)
+    state, _ = _ckpts(tmp_path).restore(abstract_state, log=print)
+    _assert_identical(state, states[100])
+    with pytest.raises(IncompatibleCheckpoint, match=f"{field} \\(checkpoint {default}, run {not default}\\)"):
+        _ckpts(tmp_path, config=CONFIG.replace(**{field: not default})).restore(abstract_state)
+
+
 def test_corrupt_is_a_checkpoint_error():
     assert issubclass(CorruptCheckpoint, checkpoint.CheckpointError)
 

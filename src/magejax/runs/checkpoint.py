@@ -4,9 +4,10 @@ A checkpoint is one orbax step directory `RUN_DIR/checkpoints/<env_step>/` with 
 `state`, the complete vmapped `TrainState` of every seed (networks, targets, optimiser states,
 model and normalisers, replay buffer, env state, PRNG keys, counters), and `meta`, JSON holding
 what must match for the checkpoint to apply (format, magejax version, config, seeds: else it is
-refused), the host-side `Progress`, the layout of every state leaf, a sha256 over all of them, and
-the JAX versions and a sha256 of magejax's source (a difference there only warns: the state is
-valid, but a resumed run may then differ from an uninterrupted one).
+refused), the host-side `Progress`, the layout of every state leaf, a sha256 over all of them, the
+JAX versions and a sha256 of magejax's source (a difference there only warns: the state is valid,
+but a resumed run may then differ from an uninterrupted one), and a sha256 of `meta` itself, so an
+edited `meta` counts as damage (fall back) rather than as another run's checkpoint (refuse).
 
 Atomicity: orbax writes a step into `<env_step>.orbax-checkpoint-tmp`, writes
 `commit_success.txt` into it and only then renames it to `<env_step>` (`AtomicRenameTemporaryPath`,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -29,7 +31,7 @@ import jax
 import numpy as np
 
 import magejax
-from magejax.runs import metrics_io
+from magejax.runs import interrupts, metrics_io
 from magejax.configs import Config
 
 CHECKPOINT_DIR = "checkpoints"
@@ -105,14 +107,36 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
+def _config_defaults() -> dict:
+    """Default value of every `Config` field that has one."""
+    out = {}
+    for f in dataclasses.fields(Config):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
 def _differences(saved: dict, expected: dict) -> list[str]:
-    """'field (checkpoint X, run Y)' for each differing entry (config fields flattened)."""
+    """'field (checkpoint X, run Y)' for each differing entry (config fields flattened).
+
+    A checkpoint written before a `Config` field existed ran with what is now that field's
+    default (new fields get the default that keeps the old behaviour), so it is compared as such:
+    adding a field does not orphan the checkpoints of long runs in progress."""
     flat = lambda d: {**{k: v for k, v in d.items() if k != "config"}, **d.get("config", {})}
+    saved = dict(saved, config={**_config_defaults(), **(saved.get("config") or {})})
     saved, expected = flat(saved), flat(expected)
     # JSON turns tuples into lists; compare like with like.
     norm = lambda v: list(v) if isinstance(v, tuple) else v
     return [f"{k} (checkpoint {saved.get(k)!r}, run {expected.get(k)!r})"
             for k in sorted(set(saved) | set(expected)) if norm(saved.get(k)) != norm(expected.get(k))]
+
+
+def meta_digest(meta: dict) -> str:
+    """sha256 of a checkpoint's `meta` without its own digest field, as JSON with sorted keys."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _quiet_closed_loop_reports() -> None:
@@ -187,9 +211,13 @@ class RunCheckpoints:
         meta = dict(self.identity, versions=_jax_versions(), source_sha256=source_digest(),
                     progress=dataclasses.asdict(progress),
                     leaves=leaf_specs(host), state_sha256=state_digest(host))
+        meta = json.loads(json.dumps(meta))  # as it will read back (tuples become lists)
+        meta["meta_sha256"] = meta_digest(meta)
         args = self._ocp.args.Composite(state=self._ocp.args.StandardSave(host),
                                         meta=self._ocp.args.JsonSave(meta))
-        if not self._manager.save(progress.env_step, args=args):
+        with interrupts.deferred():  # a Ctrl-C waits for the save to finish (see runs.interrupts)
+            saved = self._manager.save(progress.env_step, args=args)
+        if not saved:
             raise CheckpointError(f"{self.directory}: checkpoint at env step {progress.env_step} "
                                   "was not saved (a newer one exists)")
 
@@ -201,6 +229,10 @@ class RunCheckpoints:
             progress = Progress(**meta["progress"])
         except Exception as e:  # noqa: BLE001 — any failure to read is damage
             raise CorruptCheckpoint(f"{where}: metadata unreadable ({type(e).__name__}: {e})") from e
+        # An edited `meta` is damage, not another run's checkpoint: fall back past it. (Checkpoints
+        # written before the digest existed have none; they get the checks below only.)
+        if "meta_sha256" in meta and meta["meta_sha256"] != meta_digest(meta):
+            raise CorruptCheckpoint(f"{where}: metadata changed after it was written (sha256 mismatch)")
         if meta.get("format") != FORMAT or meta.get("magejax") != magejax.__version__:
             raise IncompatibleCheckpoint(
                 f"{where}: written by magejax {meta.get('magejax')} (checkpoint format "

@@ -15,14 +15,32 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from magejax.configs import Config
+from magejax.runs import interrupts
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CSV_FILE = "metrics.csv"
+
+
+def write_whole(path, write: Callable[[Path], object]) -> Path:
+    """Write `path` whole or not at all: `write(tmp)` fills a temporary sibling (same suffix, so
+    writers that go by it still work), which then replaces `path` in one rename. On failure (a
+    full disk) the temporary file is removed and `path` keeps its old contents."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    with interrupts.deferred():  # a Ctrl-C waits for the rename (see runs.interrupts)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return path
 
 
 def write_config(run_dir, config: Config, run: dict | None = None) -> Path:
@@ -39,14 +57,29 @@ def write_config(run_dir, config: Config, run: dict | None = None) -> Path:
                         "jaxlib": jaxlib.__version__}}
     if run is not None:
         doc["run"] = run
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
+    return write_whole(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
 
 
 def read_config(run_dir) -> Config:
     """The `Config` stored in `run_dir/config.json`."""
     doc = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
     return Config.from_dict(doc["config"])
+
+
+class UnreadableRun(Exception):
+    """`config.json` is missing, unreadable or holds an invalid config; `str(e)` says which."""
+
+
+def read_validated(run_dir) -> tuple[Config, dict | None]:
+    """The validated `Config` and the run settings (or None) of `run_dir/config.json`."""
+    from magejax import configs
+
+    try:
+        return configs.validate(read_config(run_dir)), read_run_settings(run_dir)
+    except configs.ConfigError as e:
+        raise UnreadableRun(f"{CONFIG_FILE} holds an invalid config: {e}") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UnreadableRun(f"not a readable run directory: {e}") from None
 
 
 def read_run_settings(run_dir) -> dict | None:
@@ -104,13 +137,14 @@ class MetricsWriter:
             row.update({k: _json_float(v[seed]) for k, v in columns.items()})
             lines.append((json.dumps(row) + "\n").encode())
         block = b"".join(lines)
-        try:
-            view = memoryview(block)
-            while view:  # a raw write may be partial
-                view = view[self._file.write(view):]
-        except OSError:
-            self._cut_back()
-            raise
+        with interrupts.deferred():  # a Ctrl-C waits for the whole evaluation (see runs.interrupts)
+            try:
+                view = memoryview(block)
+                while view:  # a raw write may be partial
+                    view = view[self._file.write(view):]
+            except OSError:
+                self._cut_back()
+                raise
         self._sha256.update(block)
         self.rows += seeds
         self.bytes += len(block)
@@ -175,11 +209,11 @@ def write_csv(run_dir) -> Path:
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
     names = [k for k in rows[0] if k not in ("env_step", "seed")] if rows else []
-    path, tmp = run_dir / CSV_FILE, run_dir / (CSV_FILE + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["env_step", "seed"] + names)
-        for r in rows:
-            out.writerow([int(r["env_step"]), int(r["seed"])] + [repr(float(r[n])) for n in names])
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["env_step", "seed"] + names)
+            for r in rows:
+                out.writerow([int(r["env_step"]), int(r["seed"])] + [repr(float(r[n])) for n in names])
+    return write_whole(run_dir / CSV_FILE, write)

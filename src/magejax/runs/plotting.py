@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from magejax.runs import metrics_io
+
 # Two-sided 95% Student's t quantiles (the 0.975 quantile) for 1..30 degrees of freedom. Checked
 # against numerical integration of the t density to 6 decimals.
 _T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
@@ -108,6 +110,5 @@ def plot_panels(panels: dict, path, ylabel: str = "evaluation return", xlabel: s
             ax.axhline(hline, color="grey", linestyle="--", linewidth=0.8)
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120, format="png")
-    return path
+    # Whole or not at all: a full disk leaves the previous plot, never half a PNG.
+    return metrics_io.write_whole(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
