@@ -14,12 +14,13 @@ def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int])
     return networks.init_mlp(key, hidden, obs_size, action_size)
 
 
-def make_apply(action_size: int, hidden: Sequence[int]) -> Callable:
-    """`pi(params, obs) -> action`: obs (..., obs_size) -> action (..., action_size) in (-1, 1)."""
+def make_apply(action_size: int, hidden: Sequence[int], precision: str = "f32") -> Callable:
+    """`pi(params, obs) -> action`: obs (..., obs_size) -> action (..., action_size) in (-1, 1);
+    `precision`: the matrix products' (`agents.precision`)."""
     hidden = tuple(hidden)
 
     def pi(params, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(networks.apply_mlp(params, obs, hidden, action_size))
+        return jnp.tanh(networks.apply_mlp(params, obs, hidden, action_size, precision))
 
     return pi
 

@@ -19,8 +19,8 @@ def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int],
     return networks.init_ensemble(key, num_critics, hidden, obs_size + action_size, 1)
 
 
-def make_apply(hidden: Sequence[int]) -> tuple[Callable, Callable]:
-    """Returns `(q_single, twin_q)`.
+def make_apply(hidden: Sequence[int], precision: str = "f32") -> tuple[Callable, Callable]:
+    """Returns `(q_single, twin_q)`; `precision`: the matrix products' (`agents.precision`).
 
     `q_single(params_i, obs (B, O), action (B, A)) -> (B,)` for one critic;
     `twin_q(params, obs, action) -> (C, B)` for all C critics.
@@ -29,7 +29,7 @@ def make_apply(hidden: Sequence[int]) -> tuple[Callable, Callable]:
 
     def q_single(params, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        return networks.apply_mlp(params, x, hidden, 1)[..., 0]
+        return networks.apply_mlp(params, x, hidden, 1, precision)[..., 0]
 
     def twin_q(params, obs: jax.Array, action: jax.Array) -> jax.Array:
         return jax.vmap(q_single, in_axes=(0, None, None))(params, obs, action)

@@ -26,12 +26,13 @@ def init(key: jax.Array, obs_size: int, action_size: int, hidden: Sequence[int])
     return networks.init_mlp(key, hidden, obs_size, 2 * action_size)
 
 
-def make_apply(action_size: int, hidden: Sequence[int]) -> Callable:
-    """`dist(params, obs (..., O)) -> (mean (..., A), log_std (..., A))`, pre-tanh Gaussian."""
+def make_apply(action_size: int, hidden: Sequence[int], precision: str = "f32") -> Callable:
+    """`dist(params, obs (..., O)) -> (mean (..., A), log_std (..., A))`, pre-tanh Gaussian;
+    `precision`: the matrix products' (`agents.precision`)."""
     hidden = tuple(hidden)
 
     def dist(params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean, raw = jnp.split(networks.apply_mlp(params, obs, hidden, 2 * action_size), 2, axis=-1)
+        mean, raw = jnp.split(networks.apply_mlp(params, obs, hidden, 2 * action_size, precision), 2, axis=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw) + 1.0)
         return mean, log_std
 

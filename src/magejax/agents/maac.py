@@ -82,7 +82,7 @@ class MaacAgent:
     # ------------------------------------------------------------ networks
     @property
     def dist(self) -> Callable:
-        return gaussian_policy.make_apply(self.env.action_size, self.config.actor_hidden)
+        return gaussian_policy.make_apply(self.env.action_size, self.config.actor_hidden, self.config.precision)
 
     def pi(self, params, obs: jax.Array) -> jax.Array:
         """Deterministic action tanh(μ(s)) (evaluation). obs (..., O) -> (..., A)."""
@@ -107,7 +107,7 @@ class MaacAgent:
 
     @property
     def q_fns(self) -> tuple[Callable, Callable]:
-        return critic.make_apply(self.config.critic_hidden)
+        return critic.make_apply(self.config.critic_hidden, self.config.precision)
 
     @property
     def target_entropy(self) -> float:

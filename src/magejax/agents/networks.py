@@ -13,16 +13,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from magejax.agents import precision
+
 
 class MLP(nn.Module):
-    """Swish hidden layers, linear output. (..., in) -> (..., out)."""
+    """Swish hidden layers, linear output. (..., in) -> (..., out). `precision`: the matrix
+    products' (`precision.PRECISIONS`); parameters and activations are float32 under every one."""
 
     hidden: Sequence[int]
     out: int
+    precision: str = "f32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        init = dict(kernel_init=nn.initializers.xavier_uniform(), bias_init=nn.initializers.zeros)
+        init = dict(kernel_init=nn.initializers.xavier_uniform(), bias_init=nn.initializers.zeros,
+                    dot_general=precision.dot_general(self.precision))
         for width in self.hidden:
             x = nn.swish(nn.Dense(width, **init)(x))
         return nn.Dense(self.out, **init)(x)
@@ -39,8 +44,8 @@ def init_ensemble(key: jax.Array, size: int, hidden: Sequence[int], in_size: int
     return jax.vmap(lambda k: init_mlp(k, hidden, in_size, out_size))(keys)
 
 
-def apply_mlp(params, x: jax.Array, hidden: Sequence[int], out_size: int) -> jax.Array:
-    return MLP(tuple(hidden), out_size).apply(params, x)
+def apply_mlp(params, x: jax.Array, hidden: Sequence[int], out_size: int, precision: str = "f32") -> jax.Array:
+    return MLP(tuple(hidden), out_size, precision).apply(params, x)
 
 
 def polyak(target, online, tau: float):

@@ -74,7 +74,7 @@ class Agent:
     @property
     def pi(self) -> Callable:
         """The bare actor network `pi(params, obs_in)` on NORMALISED inputs (`obs_input`)."""
-        return actor.make_apply(self.env.action_size, self.config.actor_hidden)
+        return actor.make_apply(self.env.action_size, self.config.actor_hidden, self.config.precision)
 
     def obs_input(self, state: AgentState, obs: jax.Array) -> jax.Array:
         """What the networks see of raw observations obs (..., O): standardised with
@@ -104,7 +104,7 @@ class Agent:
 
     @property
     def q_fns(self) -> tuple[Callable, Callable]:
-        return critic.make_apply(self.config.critic_hidden)
+        return critic.make_apply(self.config.critic_hidden, self.config.precision)
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
@@ -287,11 +287,12 @@ def make_agent(config: Config, env: Env) -> Agent | MaacAgent:
                               ensemble_size=config.ensemble_size, hidden=tuple(config.model_hidden),
                               min_logvar=config.min_logvar, max_logvar=config.max_logvar,
                               lr=config.model_lr, weight_decay=config.model_weight_decay,
-                              grad_clip=config.grad_clip)
+                              grad_clip=config.grad_clip, precision=config.precision)
     if config.algo == "maac":
         return make_maac_agent(config, env, model)
     if config.spec.uses_model and config.reward == "learned":
         reward_model = RewardModel(obs_size=env.obs_size, action_size=env.action_size,
                                    hidden=tuple(config.reward_hidden), lr=config.model_lr,
-                                   weight_decay=config.model_weight_decay, grad_clip=config.grad_clip)
+                                   weight_decay=config.model_weight_decay, grad_clip=config.grad_clip,
+                                   precision=config.precision)
     return Agent(config=config, env=env, model=model, reward_model=reward_model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from magejax.configs.config import ALGO_SPECS, ALGOS, MODELS, REWARDS, Config, ConfigError
+from magejax.configs.config import ALGO_SPECS, ALGOS, MODELS, PRECISIONS, REWARDS, Config, ConfigError
 
 
 def _require(ok: bool, message: str) -> None:
@@ -66,6 +66,8 @@ def validate(config: Config) -> Config:
     _require(isinstance(c.horizon, int) and c.horizon >= 0,
              f"horizon: must be a non-negative integer, got {c.horizon!r}")
     _require(isinstance(c.normalize_obs, bool), f"normalize_obs: must be true or false, got {c.normalize_obs!r}")
+    _require(c.precision in PRECISIONS,
+             f"precision: one of {', '.join(PRECISIONS)}, got {c.precision!r}")
     if c.algo == "maac":
         _require(not c.normalize_obs, "normalize_obs: maac's networks take raw observations; "
                  "agent input normalisation is implemented for the TD3 family only, set it to false")

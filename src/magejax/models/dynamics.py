@@ -47,6 +47,7 @@ class EnsembleModel:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
+    precision: str = "f32"   # of the matrix products (`agents.precision`)
 
     # ---------------------------------------------------------------- construction
     @property
@@ -65,7 +66,8 @@ class EnsembleModel:
     # ---------------------------------------------------------------- prediction
     def member_forward(self, member_params, inputs_norm: jax.Array) -> tuple[jax.Array, jax.Array]:
         """One member on normalised inputs (N, O + A) -> mean (N, O), log-variance (N, O), normalised."""
-        out = networks.apply_mlp(member_params, inputs_norm, tuple(self.hidden), 2 * self.obs_size)
+        out = networks.apply_mlp(member_params, inputs_norm, tuple(self.hidden), 2 * self.obs_size,
+                                 self.precision)
         mean, raw = jnp.split(out, 2, axis=-1)
         logvar = self.min_logvar + (self.max_logvar - self.min_logvar) * jax.nn.sigmoid(raw)
         return mean, logvar

@@ -43,6 +43,7 @@ class RewardModel:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
+    precision: str = "f32"   # of the matrix products (`agents.precision`)
 
     @property
     def in_size(self) -> int:
@@ -87,7 +88,7 @@ class RewardModel:
         """The network's output (B,), in normalised reward units."""
         input_stats, _ = self._split_stats(state.stats)
         x = normalization.normalize(input_stats, jnp.concatenate([obs, action, next_obs], axis=-1))
-        return networks.apply_mlp(params, x, tuple(self.hidden), 1)[..., 0]
+        return networks.apply_mlp(params, x, tuple(self.hidden), 1, self.precision)[..., 0]
 
     def predict(self, state: RewardState, obs: jax.Array, action: jax.Array,
                 next_obs: jax.Array) -> jax.Array:
