@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +129,144 @@ def test_a_second_process_on_the_same_run_directory_is_refused(tmp_path, capsys)
         import os
         os.close(held)
     assert cli.main(["train", "--resume", str(out), "--quiet"]) == 0  # free again
+
+
+def test_disk_full_while_drawing_the_curve(tmp_path, monkeypatch, capsys):
+    """The training is complete when the plot is drawn: its failure names what is safe, and leaves
+    no half-written PNG."""
+    from matplotlib.figure import Figure
+
+    savefig = Figure.savefig
+
+    def filling_savefig(self, path, **kwargs):
+        savefig(self, path, **kwargs)
+        path.write_bytes(path.read_bytes()[:100])  # the disk filled up part way through
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", filling_savefig)
+    out = tmp_path / "run"
+    err = _fails_with_one_line(RUN + ["--out", str(out)], capsys)
+    assert err.startswith(f"magejax: error: cannot write {out / 'curve.png'}: No space left on device; "
+                          f"the run itself is complete (metrics and the final checkpoint, at env step 300")
+    assert not list(out.glob("*curve*")) and not (out / "summary.json").exists()
+    assert _steps(out) == [100, 200, 300] and len(metrics_io.read_metrics(out)) == 8
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    assert cli.main(["plot", str(out), "--out", str(tmp_path / "redrawn.png")]) == 0  # as the line says
+
+
+# --- a real filesystem that fills up -------------------------------------------------------------
+
+def _fill_up(directory: Path) -> None:
+    """Write a filler file into `directory` until its filesystem has no byte left."""
+    with open(directory / "filler", "wb", buffering=0) as f:
+        for size in (1 << 20, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 16 MiB tmpfs mounted for the test (needs root, as CI has)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def _fills_before(monkeypatch, owner, name: str, when) -> None:
+    """Make `owner.name` fill the disk up just before it runs, the first time `when(args)` holds."""
+    original = getattr(owner, name)
+    done = []
+
+    def wrapped(*args, **kwargs):
+        if not done and when(args):
+            done.append(True)
+            _fill_up(_DISK[0])
+        return original(*args, **kwargs)
+    monkeypatch.setattr(owner, name, wrapped)
+
+
+_DISK = [None]  # the mounted tmpfs of the running test
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert cli.main(RUN + ["--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("owner, name, when, failed", [
+    # The disk fills up just before the checkpoint at step 200: its rows are already written.
+    (checkpoint.RunCheckpoints, "save", lambda a: a[2].env_step == 200,
+     ["the checkpoint at env step 200 in {out}/checkpoints"]),
+    # ... or just before the rows of step 200. An append that fits in the file's last, partly used
+    # page still succeeds on a full tmpfs; then the CSV, rewritten whole, is what fails.
+    (metrics_io.MetricsWriter, "write_rows", lambda a: a[1] == 200,
+     ["{out}/metrics.jsonl at env step 200", "{out}/metrics.csv at env step 200"]),
+])
+def test_a_real_full_disk_is_one_line_and_a_resume_after_freeing_space_is_exact(
+        small_tmpfs, reference, monkeypatch, capsys, owner, name, when, failed):
+    _DISK[0] = small_tmpfs
+    out = small_tmpfs / "run"
+    _fills_before(monkeypatch, owner, name, when)
+    err = _fails_with_one_line(RUN + ["--out", str(out)], capsys)
+    assert any(err.startswith(f"magejax: error: cannot write {what.format(out=out)}: No space left on device; ")
+               for what in failed), err
+    assert err.rstrip().endswith("the newest good checkpoint is at env step 100")
+    assert _steps(out) == [100] and not list((out / "checkpoints").glob("*tmp*"))
+    assert not [p for p in out.iterdir() if ".tmp" in p.name]  # nothing partial left behind
+    steps = [r["env_step"] for r in metrics_io.read_metrics(out)]
+    assert steps in ([0, 0, 100, 100], [0, 0, 100, 100, 200, 200])  # whole evaluations only
+    (small_tmpfs / "filler").unlink()
+    monkeypatch.undo()
+    assert cli.main(["train", "--resume", str(out), "--quiet"]) == 0
+    summary = lambda d: json.loads((d / "summary.json").read_text())["final_state_sha256"]
+    assert summary(out) == summary(reference)
+    assert (out / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
+
+
+def test_ctrl_c_during_compilation_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C while XLA compiles used to print a traceback and then crash (SIGSEGV) on exit."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "magejax.cli"] + RUN[:-1] + ["--out", str(out)]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:  # the step-0 row:
+        time.sleep(0.05)                                                          # compilation is next
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("step ")]
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0] == ("magejax: interrupted; no checkpoint was written yet, so there is nothing to "
+                        "resume: run the same command again with --overwrite")
+    assert cli.main(RUN + ["--out", str(out), "--overwrite"]) == 0  # as the line says
+    assert [r["env_step"] for r in metrics_io.read_metrics(out)] == [0, 0, 100, 100, 200, 200, 300, 300]
+
+
+def test_ctrl_c_inside_a_write_waits_for_it_then_exits_130():
+    """The console's handler leaves at once, except inside `deferred()` blocks (metrics rows,
+    checkpoint saves, whole-file writes), which it lets finish first."""
+    script = ("import os, signal\n"
+              "from magejax.runs import interrupts\n"
+              "interrupts.exit_on_interrupt()\n"
+              "interrupts.set_message(lambda: 'how to go on')\n"
+              "with interrupts.deferred():\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    print('the write finished', flush=True)\n"
+              "print('never reached', flush=True)\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 130
+    assert p.stdout == "the write finished\n"
+    assert p.stderr.strip() == "magejax: interrupted; how to go on"

@@ -1,6 +1,4 @@
 """`python -m magejax.cli ...`: the `magejax` command."""
-import sys
+from magejax.cli import console
 
-from magejax.cli import main
-
-sys.exit(main())
+console()

@@ -9,6 +9,7 @@ from magejax.runs import metrics_io
 RUN_FILES = (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "curve.png", "summary.json")
 CHECKPOINT_DIR = "checkpoints"  # = checkpoint.CHECKPOINT_DIR, which imports JAX
 TENSORBOARD_DIR = "tensorboard"
+VIDEO_DIR = "videos"  # `--video-every`'s videos
 
 # Defaults of the flags that describe a run; None in argparse so a resume can tell given from not.
 RUN_DEFAULTS = {"env": "pendulum", "algo": "mage", "preset": "paper", "seeds": 1, "seed": 0}
@@ -19,7 +20,7 @@ OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes"
              "lam": "lam", "updates_per_step": "updates_per_step", "gamma": "gamma",
              "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr",
              "backend": "env_backend", "reward": "reward", "model": "model", "horizon": "horizon",
-             "normalize_obs": "normalize_obs"}
+             "normalize_obs": "normalize_obs", "precision": "precision"}
 
 # Test-time MPC flags (their own block: `--eval-mpc` is a switch, default None = the preset's).
 OVERRIDES.update(eval_mpc="eval_mpc", mpc_horizon="mpc_horizon", mpc_population="mpc_population",
@@ -63,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--no-normalize-obs", dest="normalize_obs", action="store_false", default=None,
                    help="feed raw observations to actor and critics (default: standardised with the "
                         "buffer's running mean and std, as in the original code; MAAC: always raw)")
+    t.add_argument("--precision", choices=configs.PRECISIONS, default=None,
+                   help="matrix products of every network: f32 (full float32, also on GPUs; the "
+                        "default) or tf32 (JAX's GPU default, TF32 tensor cores; float32 on CPUs)")
     m = t.add_argument_group("test-time MPC (MAAC §5.4): evaluate with a CEM planner in the model")
     m.add_argument("--eval-mpc", action="store_true", default=None,
                    help="evaluation episodes act with the planner instead of the actor (model-based algorithms)")
@@ -87,6 +91,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=int, metavar="K",
                    help="checkpoints to keep, newest first (default: 3, or the resumed run's)")
     t.add_argument("--quiet", action="store_true", help="no progress bar or lines")
+    t.add_argument("--video-every", type=int, metavar="N",
+                   help="write RUN_DIR/videos/env_step_<step>.mp4, an episode of seed 0's actor, at "
+                        "every N-th env step's evaluation and at the end; N a multiple of --eval-every "
+                        "(default: no videos; see `magejax render`)")
     t.add_argument("--tensorboard", action="store_true", default=None,
                    help="also log every metric (mean over seeds and per seed) at each evaluation "
                         "to RUN_DIR/tensorboard/ (needs tensorboardX; a resume keeps logging)")
@@ -105,5 +113,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PNG", help="PNG file to write")
     p.add_argument("--metric", default="eval_return", help="metric to plot (default: eval_return)")
     p.add_argument("--title", help="plot title (default: the runs' environments)")
+
+    e = sub.add_parser("eval", help="evaluate the newest good checkpoint of a run, without training")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--episodes", type=int, metavar="N",
+                   help="episodes per seed (default: the run's --eval-episodes)")
+    e.add_argument("--eval-mpc", action="store_true",
+                   help="act with the CEM planner in the model, with the run's --mpc-* settings "
+                        "(model-based algorithms; default: the deterministic actor)")
+    e.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="evaluation seed: run seed i plays the episodes of key split(PRNGKey(S), "
+                        "seeds)[i]; the same S replays the same episodes (default: 0)")
+
+    r = sub.add_parser("render", help="write a video of one episode of a run's trained actor")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("--out", required=True, metavar="FILE", help="video to write: .mp4 or .gif")
+    r.add_argument("--seed-index", type=int, default=0, metavar="I", help="which of the run's seeds (default: 0)")
+    r.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="evaluation seed: the episode `magejax eval --episodes 1 --seed S` plays (default: 0)")
+    r.add_argument("--width", type=int, default=320, metavar="PX", help="frame width, even (default: 320)")
+    r.add_argument("--height", type=int, default=240, metavar="PX", help="frame height, even (default: 240)")
     return parser
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from magejax import configs
+from magejax.cli import video_every
 from magejax.cli.args import (CHECKPOINT_DIR, OVERRIDES, RUN_DEFAULTS, RUN_FILES, TENSORBOARD_DIR,
-                              UsageError)
-from magejax.runs import metrics_io, plotting
+                              VIDEO_DIR, UsageError)
+from magejax.runs import interrupts, metrics_io, plotting
 
 
 def _config(args) -> configs.Config:
@@ -44,12 +45,9 @@ def _settings(args) -> tuple[configs.Config, dict]:
     if args.overwrite:
         raise UsageError("--overwrite: cannot be combined with --resume")
     try:
-        config = configs.validate(metrics_io.read_config(run_dir))
-        run = metrics_io.read_run_settings(run_dir)
-    except configs.ConfigError as e:
-        raise UsageError(f"--resume {run_dir}: {metrics_io.CONFIG_FILE} holds an invalid config: {e}") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"--resume {run_dir}: not a readable run directory: {e}") from None
+        config, run = metrics_io.read_validated(run_dir)
+    except metrics_io.UnreadableRun as e:
+        raise UsageError(f"--resume {run_dir}: {e}") from None
     if run is None:
         raise UsageError(f"--resume {run_dir}: {metrics_io.CONFIG_FILE} has no run settings "
                          "(written by an older magejax); cannot resume it")
@@ -97,7 +95,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             # summary or checkpoint from the previous one. Other files are left alone.
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-            for name in (CHECKPOINT_DIR, TENSORBOARD_DIR):
+            for name in (CHECKPOINT_DIR, TENSORBOARD_DIR, VIDEO_DIR):
                 if (out / name).is_dir():
                     shutil.rmtree(out / name)
         out.mkdir(parents=True, exist_ok=True)
@@ -158,11 +156,13 @@ def train(args) -> int:
     multihost = _init_distributed(args)
     resuming = args.resume is not None
     out = Path(args.resume if resuming else args.out)
+    interrupts.set_message(lambda: _how_to_go_on(out))
 
     def prepare() -> dict:
         """Settings of the run; creates the run directory of a new run (process 0 only)."""
         config, run = _settings(args)
         every_ckpt, keep = _checkpoint_settings(args, config, run)
+        video_every.check(args.video_every, config, multihost)
         tensorboard = bool(args.tensorboard or run.get("tensorboard"))
         if tensorboard:
             _require_tensorboard()
@@ -201,6 +201,8 @@ def train(args) -> int:
     report = None
     if show:
         report = progress.tqdm_bar() if sys.stderr.isatty() else progress.lines()
+    if args.video_every is not None and main_process:
+        report = video_every.with_videos(report, config, out, seeds, args.video_every, note)
     saved = dict(run, checkpoint_every=every_ckpt, keep=keep)
     if settings["tensorboard"]:
         saved["tensorboard"] = True  # a resume goes on logging
@@ -220,12 +222,11 @@ def train(args) -> int:
         _close(report)
         print(f"magejax: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # in-process (`cli.main`); the console script exits in `runs.interrupts`
         _close(report)
         if main_process:
-            print(f"\nmagejax: interrupted; finished evaluations are in {out / metrics_io.METRICS_FILE}; "
-                  f"continue with `magejax train --resume {out}`", file=sys.stderr)
-        raise SystemExit(130) from None
+            print(f"\nmagejax: interrupted; {_how_to_go_on(out)}", file=sys.stderr)
+        raise SystemExit(interrupts.INTERRUPTED) from None
     except OSError as e:
         _close(report)
         raise UsageError(f"{out}: cannot write: {e.strerror or e}") from None
@@ -233,9 +234,9 @@ def train(args) -> int:
     if not main_process:
         return 0
     steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
-    plot = plotting.plot_learning_curves(
-        {config.algo: (steps, returns)}, out / "curve.png",
-        title=f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})", per_seed=True)
+    title = f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})"
+    plot = _write_result(out / "curve.png", result.env_step, lambda path: plotting.plot_learning_curves(
+        {config.algo: (steps, returns)}, path, title=title, per_seed=True))
     mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
     rate = config.total_steps / result.train_s if result.train_s > 0 else float("nan")
     summary = {
@@ -252,11 +253,33 @@ def train(args) -> int:
         "env_steps_per_s_per_seed": _nan_to_none(rate),
         "env_steps_per_s_total": _nan_to_none(rate * seeds),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_result(out / "summary.json", result.env_step,
+                  lambda path: metrics_io.write_whole(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n")))
     per_seed = ", ".join(f"{x:.1f}" for x in returns[:, -1])
     print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s): {per_seed}) "
           f"in {progress.hms(result.wall_s)}; plot: {plot}")
     return 0
+
+
+def _how_to_go_on(out: Path) -> str:
+    """What an interrupted run left, and the command that goes on from there."""
+    if any(p.name.isdigit() for p in (out / CHECKPOINT_DIR).glob("*")):
+        return (f"finished evaluations are in {out / metrics_io.METRICS_FILE}; "
+                f"continue with `magejax train --resume {out}`")
+    return ("no checkpoint was written yet, so there is nothing to resume: run the same command "
+            "again with --overwrite")
+
+
+def _write_result(path: Path, env_step: int, write) -> Path:
+    """`write(path)` (which writes whole or not at all); a failure is one line and exit 1. The
+    training itself is complete by then: its metrics and final checkpoint are on disk."""
+    try:
+        return write(path)
+    except OSError as e:
+        print(f"magejax: error: cannot write {path}: {e.strerror or e}; the run itself is complete "
+              f"(metrics and the final checkpoint, at env step {env_step}, are in {path.parent}); "
+              f"redraw the curve with `magejax plot {path.parent} --out PNG`", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _close(report) -> None:

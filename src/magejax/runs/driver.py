@@ -50,6 +50,9 @@ class ChunkReport:
     row: dict | None
     train_s: float        # seconds in training chunks so far, all sessions (no compilation)
     wall_s: float         # wall-clock seconds so far, all sessions
+    # The vmapped TrainState after `env_step` (e.g. to film it): valid only during the call, since
+    # the next chunk reuses its device buffers.
+    state: object = None
 
 
 @dataclasses.dataclass
@@ -243,7 +246,7 @@ def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool
 
     report = lambda env_step, row: progress_fn(ChunkReport(
         env_step=env_step, total_steps=config.total_steps, first_env_step=steps_done(first), seeds=seeds, row=row,
-        train_s=train_s, wall_s=wall_before + time.perf_counter() - t0)) if progress_fn is not None else None
+        train_s=train_s, wall_s=wall_before + time.perf_counter() - t0, state=state)) if progress_fn is not None else None
     try:
         if found is None:
             record(0, host_row(state, first_row, 0))
