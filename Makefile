@@ -3,15 +3,41 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-slow bench bench-checkpoint experiments-cpu clean
+.PHONY: install headless-gl run test test-slow bench bench-checkpoint experiments-cpu clean
 
-$(STAMP): pyproject.toml
+# The exact versions CI tests come from requirements.lock (every package the default, test and
+# tensorboard extras pull in); pyproject.toml has only compatible ranges. Both installs take --no-deps, so that
+# nothing outside the lock comes in; `pip check` then fails if the lock misses a package or no
+# longer fits the ranges. After changing the ranges, re-resolve the lock with uv (`pip install uv`;
+# this one was made with uv 0.13.9), which keeps the pinned versions that still fit:
+#   uv pip compile pyproject.toml --extra test --extra tensorboard --universal -o requirements.lock
+# (add `--upgrade-package NAME` or `--upgrade` to move to newer releases), then run `make test`.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# `magejax render` (and `train --video-every`) draw the Brax envs with MuJoCo's offscreen renderer,
+# which needs OpenGL without a display: MUJOCO_GL=egl with Mesa's EGL, which renders on the CPU
+# (llvmpipe) where there is no GPU. When that does not work, root gets Mesa's EGL from apt-get
+# (as CI does, on a fresh machine); anyone else gets one line saying what to install.
+GL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri
+GL_WORKS    := MUJOCO_GL=egl $(PY) -c "import mujoco; mujoco.GLContext(16, 16).free()"
+headless-gl: $(STAMP)
+	@$(GL_WORKS) 2>/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "headless-gl: installing Mesa's EGL for offscreen rendering: $(GL_PACKAGES)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends $(GL_PACKAGES) >/dev/null && $(GL_WORKS); \
+		else \
+			echo "headless-gl: offscreen OpenGL (MUJOCO_GL=egl) does not work here; install Mesa's EGL: sudo apt-get install $(GL_PACKAGES)" >&2; \
+			exit 1; \
+		fi; }
 
 # The main job: MAGE-TD3 learns Pendulum with the cpu preset (2 seeds, 5000 env steps, a few
 # minutes on a 2-core CPU); prints the final return and where the learning curve is.
@@ -22,7 +48,7 @@ run: $(STAMP)
 # CI-sized test suite (tiny networks, few steps); `slow` learning checks are excluded. Most tests
 # are dominated by XLA compilation, which is single-threaded: pytest-xdist runs one worker per
 # core (at most 4, each holds its own JAX runtime); an idle worker steals tests from a busy one.
-test: $(STAMP)
+test: $(STAMP) headless-gl
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 # Long learning checks only.
