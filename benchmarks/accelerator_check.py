@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from bench_common import REPO, Settings, compile_timed, summary, timed_call
 from bench_kernels import bench_update_one
 from bench_common import size_problem
-from magejax import configs, envs
+from magejax import configs
 from magejax import train as train_lib
 
 PRECISIONS = configs.PRECISIONS
