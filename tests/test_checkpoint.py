@@ -208,6 +208,11 @@ def test_changed_source_code_warns(tmp_path, abstract_state, monkeypatch):
     state, _ = _ckpts(tmp_path).restore(abstract_state, log=logs.append)
     _assert_identical(state, states[100])  # still restored: the state itself is valid
     assert len(logs) == 1 and "other source code" in logs[0] and "may not be bit-identical" in logs[0]
+    # Only looked at (eval, render), no resume: nothing to warn about.
+    logs.clear()
+    state, _ = _ckpts(tmp_path).restore(abstract_state, log=logs.append, to_resume=False)
+    _assert_identical(state, states[100])
+    assert logs == []
 
 
 def _edit_meta(step_dir: Path, edit) -> None:

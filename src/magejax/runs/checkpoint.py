@@ -221,7 +221,7 @@ class RunCheckpoints:
             raise CheckpointError(f"{self.directory}: checkpoint at env step {progress.env_step} "
                                   "was not saved (a newer one exists)")
 
-    def _restore_step(self, step: int, abstract_state, log: Callable[[str], None]):
+    def _restore_step(self, step: int, abstract_state, log: Callable[[str], None], to_resume: bool):
         ocp = self._ocp
         where = f"checkpoint {self.directory / str(step)}"
         try:
@@ -242,11 +242,12 @@ class RunCheckpoints:
             raise IncompatibleCheckpoint(f"{where}: written for another run; differs in {', '.join(differ)}")
         if meta.get("leaves") != leaf_specs(abstract_state):
             raise IncompatibleCheckpoint(f"{where}: its state layout differs from this config's")
-        # Warnings, not refusals: the state is still valid, only bit-exactness is at stake.
-        if meta.get("versions") != _jax_versions():
+        # Warnings, not refusals: the state is still valid, only a resumed run's bit-exactness is at
+        # stake (so they are left out when the state is only looked at: eval, render).
+        if to_resume and meta.get("versions") != _jax_versions():
             log(f"{where} was written with {meta.get('versions')}, this is {_jax_versions()}: "
                 "the resumed run may not be bit-identical to an uninterrupted one")
-        if meta.get("source_sha256") != source_digest():
+        if to_resume and meta.get("source_sha256") != source_digest():
             log(f"{where} was written by magejax {magejax.__version__} with other source code than "
                 "this one: the resumed run may not be bit-identical to an uninterrupted one")
         try:
@@ -264,7 +265,7 @@ class RunCheckpoints:
                                   "shortened); restore the file, or start afresh")
         return state, progress
 
-    def restore(self, abstract_state, log: Callable[[str], None] = print):
+    def restore(self, abstract_state, log: Callable[[str], None] = print, to_resume: bool = True):
         """The newest good checkpoint as (host TrainState, Progress), or None if there is none.
 
         abstract_state: the freshly initialised state, or its `jax.eval_shape`: restored arrays
@@ -272,12 +273,14 @@ class RunCheckpoints:
         `log`, moved aside to `damaged_checkpoints/` (never deleted; the resumed run writes their
         steps again) and skipped; an incompatible one raises `IncompatibleCheckpoint`, a metrics
         file that no longer matches `MetricsMismatch`, both before anything is moved.
+        to_resume: also warn when JAX or magejax's source differ from the checkpoint's (a resumed
+        run may then not be bit-identical); False for a state that is only evaluated or filmed.
         """
         _quiet_closed_loop_reports()
         bad = []
         for step in reversed(self.steps()):
             try:
-                restored = self._restore_step(step, abstract_state, log)
+                restored = self._restore_step(step, abstract_state, log, to_resume)
             except CorruptCheckpoint as e:
                 log(f"{e}; not using it")
                 bad.append(step)

@@ -77,7 +77,7 @@ def restore(run: RunInfo, trainer) -> Restored:
                                           run.keep)
         try:
             notes = []
-            restored = ckpts.restore(abstract, log=notes.append)
+            restored = ckpts.restore(abstract, log=notes.append, to_resume=False)
         except (checkpoint.IncompatibleCheckpoint, checkpoint.MetricsMismatch) as e:
             raise NotRestorable(str(e)) from None
         finally:
