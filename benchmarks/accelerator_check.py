@@ -31,13 +31,11 @@ import traceback
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 
-from bench_common import REPO, Settings, compile_timed, summary, timed_call
+from bench_common import REPO, Settings, size_problem
 from bench_kernels import bench_update_one
-from bench_common import size_problem
+from bench_loop import bench_seeds
 from magejax import configs
-from magejax import train as train_lib
 
 PRECISIONS = configs.PRECISIONS
 SIZES = ("pendulum", "halfcheetah")
@@ -47,7 +45,7 @@ FIG2_ALGOS = ("mage", "dyna", "td3", "td3-utd")
 def _settings(quick: bool) -> Settings:
     return Settings(quick=quick, reps=3 if quick else 20, warmup=2 if quick else 5, matmul_n=256,
                     loop_chunk=50, loop_chunk_halfcheetah=10, seed_chunk=20 if quick else 100,
-                    loop_min_reps=2 if quick else 3, loop_max_reps=2 if quick else 5, loop_budget_s=0.0,
+                    loop_min_reps=2 if quick else 5, loop_max_reps=2 if quick else 5, loop_budget_s=0.0,
                     seeds=(2,) if quick else (1, 8, 64), sizes=SIZES, algos=("mage",))
 
 
@@ -86,36 +84,9 @@ def update_step(s: Settings) -> dict:
     return out
 
 
-def seed_scaling(s: Settings, size: str) -> dict:
-    """env steps/s of jax.jit(jax.vmap(run_chunk)) at each seed count, after untimed warm-up chunks."""
-    chunk = s.seed_chunk
-    preset_size = "tiny" if s.quick else "paper"
-    base = configs.preset(size, "mage", size=preset_size)
-    warmup = chunk if size == "halfcheetah" else base.warmup_steps  # as bench_loop: timing starts after it
-    warm_chunks = max(1, -(-warmup // chunk))
-    config = base.replace(eval_every=chunk, warmup_steps=warmup,
-                          total_steps=chunk * (warm_chunks + s.loop_max_reps + 1))
-    trainer = train_lib.make_train(config)
-    out = dict(chunk_env_steps=chunk, warmup_chunks_untimed=warm_chunks, seeds={})
-    for n in s.seeds:
-        state, _ = jax.block_until_ready(jax.jit(jax.vmap(trainer.start))(jax.random.split(jax.random.PRNGKey(0), n)))
-        compiled, compile_times = compile_timed(jax.vmap(trainer.run_chunk, in_axes=(0, None)), state,
-                                                jnp.asarray(0, jnp.int32))
-        for i in range(warm_chunks):
-            (state, _), _ = timed_call(compiled, state, jnp.asarray(i, jnp.int32))
-        times = []
-        for i in range(warm_chunks, warm_chunks + s.loop_max_reps):
-            (state, _), t = timed_call(compiled, state, jnp.asarray(i, jnp.int32))
-            times.append(t)
-        sec = summary(times, scale=1.0)
-        out["seeds"][str(n)] = dict(s_per_chunk=sec, env_steps_per_s_per_seed=chunk / sec["median"],
-                                    env_steps_per_s_total=n * chunk / sec["median"], compile=compile_times)
-    return out
-
-
 def fig2_pendulum(out_dir: Path, deadline: float, quick: bool) -> dict:
     """Paper-size Pendulum, 4 algorithms × 5 seeds × 10,000 steps, each stopped at the deadline."""
-    from magejax.runs import driver
+    from magejax.runs import driver, metrics_io
 
     result = {}
     for algo in FIG2_ALGOS[::2] if quick else FIG2_ALGOS:  # quick: mage and td3, the same code path
@@ -127,7 +98,6 @@ def fig2_pendulum(out_dir: Path, deadline: float, quick: bool) -> dict:
         run_dir = out_dir / "fig2_pendulum" / algo
         r = driver.run(config, run_dir, seeds=5, seed=0, checkpoint_every=10**9, keep=1,
                        stop_fn=lambda step, row: time.monotonic() > deadline, note=lambda m: None)
-        from magejax.runs import metrics_io
         steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(run_dir))
         result[algo] = dict(env_steps=r.env_step, stopped_by_budget=r.stopped_early, train_s=r.train_s,
                             compile_s=r.compile_s, eval_steps=steps.tolist(),
@@ -156,7 +126,7 @@ def main() -> int:
 
     steps = [("device", device_info), ("gradient_tests", lambda: gradient_tests(args.quick)),
              ("update_step", lambda: update_step(s))]
-    steps += [(f"seed_scaling_{size}", lambda size=size: seed_scaling(s, size)) for size in SIZES
+    steps += [(f"seed_scaling_{size}", lambda size=size: bench_seeds(s, jax.random.PRNGKey(0), size)) for size in SIZES
               if not (args.quick and size == "halfcheetah")]
     steps += [("fig2_pendulum", lambda: fig2_pendulum(args.out, deadline, args.quick))]
     for name, step in steps:

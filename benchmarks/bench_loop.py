@@ -81,10 +81,10 @@ def bench_loop(s: Settings, key: jax.Array) -> dict:
     return out
 
 
-def bench_seeds(s: Settings, key: jax.Array) -> dict:
-    config, warm_chunks = _loop_config("mage", s.seed_chunk, s)
+def bench_seeds(s: Settings, key: jax.Array, size: str = "pendulum") -> dict:
+    config, warm_chunks = _loop_config("mage", s.seed_chunk, s, size)
     trainer = train_lib.make_train(config)
-    out = dict(env="pendulum", algo="mage", chunk_env_steps=s.seed_chunk, seeds={})
+    out = dict(env=size, algo="mage", chunk_env_steps=s.seed_chunk, seeds={})
     # One (compiled) start for the most seeds; its first n states serve as the n-seed run.
     all_states, _ = jax.block_until_ready(jax.jit(jax.vmap(trainer.start))(
         jax.random.split(key, max(s.seeds))))

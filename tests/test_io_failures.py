@@ -19,6 +19,7 @@ import pytest
 
 from magejax import cli
 from magejax.runs import checkpoint, metrics_io
+from magejax.runs.run_dir import checkpoint_steps
 
 RUN = ["train", "--preset", "tiny", "--seeds", "2", "--steps", "300", "--eval-every", "100", "--quiet"]
 
@@ -54,8 +55,6 @@ class _FillsUp:
         return getattr(self._raw, name)
 
 
-def _steps(run_dir) -> list[int]:
-    return sorted(int(p.name) for p in (run_dir / checkpoint.CHECKPOINT_DIR).iterdir() if p.name.isdigit())
 
 
 def test_disk_full_while_writing_metrics(tmp_path, monkeypatch, capsys):
@@ -73,7 +72,7 @@ def test_disk_full_while_writing_metrics(tmp_path, monkeypatch, capsys):
     # Whole evaluations only: the half-written rows of step 200 are gone.
     text = (out / "metrics.jsonl").read_text()
     assert text.endswith("\n") and [json.loads(line)["env_step"] for line in text.splitlines()] == [0, 0, 100, 100]
-    assert _steps(out) == [100]
+    assert checkpoint_steps(out) == [100]
     # After freeing space the run resumes from the good checkpoint and finishes.
     monkeypatch.setattr(metrics_io.MetricsWriter, "__init__", init)
     assert cli.main(["train", "--resume", str(out), "--quiet"]) == 0
@@ -149,7 +148,7 @@ def test_disk_full_while_drawing_the_curve(tmp_path, monkeypatch, capsys):
     assert err.startswith(f"magejax: error: cannot write {out / 'curve.png'}: No space left on device; "
                           f"the run itself is complete (metrics and the final checkpoint, at env step 300")
     assert not list(out.glob("*curve*")) and not (out / "summary.json").exists()
-    assert _steps(out) == [100, 200, 300] and len(metrics_io.read_metrics(out)) == 8
+    assert checkpoint_steps(out) == [100, 200, 300] and len(metrics_io.read_metrics(out)) == 8
     monkeypatch.setattr(Figure, "savefig", savefig)
     assert cli.main(["plot", str(out), "--out", str(tmp_path / "redrawn.png")]) == 0  # as the line says
 
@@ -223,7 +222,7 @@ def test_a_real_full_disk_is_one_line_and_a_resume_after_freeing_space_is_exact(
     assert any(err.startswith(f"magejax: error: cannot write {what.format(out=out)}: No space left on device; ")
                for what in failed), err
     assert err.rstrip().endswith("the newest good checkpoint is at env step 100")
-    assert _steps(out) == [100] and not list((out / "checkpoints").glob("*tmp*"))
+    assert checkpoint_steps(out) == [100] and not list((out / "checkpoints").glob("*tmp*"))
     assert not [p for p in out.iterdir() if ".tmp" in p.name]  # nothing partial left behind
     steps = [r["env_step"] for r in metrics_io.read_metrics(out)]
     assert steps in ([0, 0, 100, 100], [0, 0, 100, 100, 200, 200])  # whole evaluations only

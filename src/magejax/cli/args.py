@@ -7,7 +7,6 @@ from magejax import configs
 from magejax.runs import metrics_io
 
 RUN_FILES = (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "curve.png", "summary.json")
-CHECKPOINT_DIR = "checkpoints"  # = checkpoint.CHECKPOINT_DIR, which imports JAX
 TENSORBOARD_DIR = "tensorboard"
 VIDEO_DIR = "videos"  # `--video-every`'s videos
 
@@ -25,6 +24,12 @@ OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes"
 # Test-time MPC flags (their own block: `--eval-mpc` is a switch, default None = the preset's).
 OVERRIDES.update(eval_mpc="eval_mpc", mpc_horizon="mpc_horizon", mpc_population="mpc_population",
                  mpc_elites="mpc_elites", mpc_iterations="mpc_iterations")
+
+
+def check_seed(seed: int) -> None:
+    """`--seed` of train, eval and render: PRNGKey takes a 32-bit seed."""
+    if not 0 <= seed < 2**32:
+        raise UsageError(f"--seed: must be in [0, 2**32), got {seed}")
 
 
 class UsageError(Exception):

@@ -18,13 +18,8 @@ import sys
 import numpy as np
 
 from magejax import configs
-from magejax.cli.args import UsageError
+from magejax.cli.args import UsageError, check_seed
 from magejax.runs import plotting, trained
-
-
-def check_seed(seed: int) -> None:
-    if not 0 <= seed < 2**32:  # PRNGKey takes a 32-bit seed
-        raise UsageError(f"--seed: must be in [0, 2**32), got {seed}")
 
 
 def read_run(run_dir) -> trained.RunInfo:

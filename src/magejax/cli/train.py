@@ -10,9 +10,10 @@ from pathlib import Path
 
 from magejax import configs
 from magejax.cli import video_every
-from magejax.cli.args import (CHECKPOINT_DIR, OVERRIDES, RUN_DEFAULTS, RUN_FILES, TENSORBOARD_DIR,
-                              VIDEO_DIR, UsageError)
+from magejax.cli.args import (OVERRIDES, RUN_DEFAULTS, RUN_FILES, TENSORBOARD_DIR,
+                              VIDEO_DIR, UsageError, check_seed)
 from magejax.runs import interrupts, metrics_io, plotting
+from magejax.runs.run_dir import CHECKPOINT_DIR, checkpoint_steps
 
 
 def _config(args) -> configs.Config:
@@ -37,8 +38,7 @@ def _settings(args) -> tuple[configs.Config, dict]:
                 setattr(args, name, value)
         if args.seeds < 1:
             raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
-        if not 0 <= args.seed < 2**32:  # PRNGKey takes a 32-bit seed
-            raise UsageError(f"--seed: must be in [0, 2**32), got {args.seed}")
+        check_seed(args.seed)
         return _config(args), {name: getattr(args, name) for name in ("preset", "seeds", "seed")}
 
     run_dir = Path(args.resume)
@@ -263,7 +263,7 @@ def train(args) -> int:
 
 def _how_to_go_on(out: Path) -> str:
     """What an interrupted run left, and the command that goes on from there."""
-    if any(p.name.isdigit() for p in (out / CHECKPOINT_DIR).glob("*")):
+    if checkpoint_steps(out):
         return (f"finished evaluations are in {out / metrics_io.METRICS_FILE}; "
                 f"continue with `magejax train --resume {out}`")
     return ("no checkpoint was written yet, so there is nothing to resume: run the same command "

@@ -32,9 +32,9 @@ import numpy as np
 
 import magejax
 from magejax.runs import interrupts, metrics_io
+from magejax.runs.run_dir import CHECKPOINT_DIR
 from magejax.configs import Config
 
-CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"  # where a restore moves unusable checkpoints
 FORMAT = 1  # bump when the layout of `meta` or of the saved state changes
 

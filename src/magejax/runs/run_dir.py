@@ -1,5 +1,6 @@
 """What can go wrong with a run directory, and its lock: the driver's exceptions (each one line
-for the CLI) and `lock_run_dir`, which keeps two processes from writing one run at once."""
+for the CLI), `lock_run_dir`, which keeps two processes from writing one run at once, and where the
+checkpoints are (`checkpoint_steps`, without importing JAX or orbax)."""
 from __future__ import annotations
 
 import fcntl
@@ -7,6 +8,16 @@ import os
 from pathlib import Path
 
 LOCK_FILE = ".lock"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_steps(run_dir) -> list[int]:
+    """Env steps of the finished checkpoints in `run_dir/checkpoints/` (orbax renames a step's
+    folder to its number only when the save is complete), ascending; [] when there is none."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
 def lock_run_dir(run_dir: Path) -> int:

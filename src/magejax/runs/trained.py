@@ -15,7 +15,7 @@ from pathlib import Path
 
 from magejax.configs import Config
 from magejax.runs import metrics_io
-from magejax.runs.run_dir import RunDirectoryError
+from magejax.runs.run_dir import RunDirectoryError, checkpoint_steps
 
 
 class NotRestorable(RunDirectoryError):
@@ -66,7 +66,7 @@ def restore(run: RunInfo, trainer) -> Restored:
     from magejax.runs.run_dir import lock_run_dir
 
     directory = run.run_dir / checkpoint.CHECKPOINT_DIR
-    if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
+    if not checkpoint_steps(run.run_dir):
         raise NotRestorable(f"{run.run_dir}: no checkpoint in {directory} (a run writes its first one at "
                             "its first checkpoint interval)")
     keys = jax.random.split(jax.random.PRNGKey(run.seed), run.seeds)
