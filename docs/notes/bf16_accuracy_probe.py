@@ -1,8 +1,9 @@
 # Relative error of ∇ₐδ and of the critic gradient under the bf16 probe (bf16-output backward) vs f32,
 # paper sizes, fixed random batches (benchmarks' problem_inputs), one MAGE critic loss.
-import sys, jax, jax.numpy as jnp, numpy as np
-sys.path.insert(0, "benchmarks"); sys.argv = [sys.argv[0], "bf16"]
-exec(open("docs/notes/bf16_try_backward_bf16_output.py").read().split("from magejax.train import make_train")[0])
+import sys, jax, jax.numpy as jnp
+sys.path[:0] = ["benchmarks", "docs/notes"]
+import bf16_probe
+bf16_probe.install("bf16")
 from bench_common import problem_inputs, size_problem
 from magejax.agents import critic
 for size in ("pendulum", "halfcheetah"):

@@ -2,8 +2,9 @@
 # turned back into float32: a census of the optimised HLO's dots, weighted by FLOPs.
 import re, sys, jax, jax.numpy as jnp
 size = sys.argv[1] if len(sys.argv) > 1 else "pendulum"  # pendulum | halfcheetah
-sys.path.insert(0, "benchmarks"); sys.argv = [sys.argv[0], "bf16"]
-exec(open("docs/notes/bf16_try_backward_bf16_output.py").read().split("from magejax.train import make_train")[0])
+sys.path[:0] = ["benchmarks", "docs/notes"]
+import bf16_probe
+bf16_probe.install("bf16")
 from bench_common import problem_inputs, size_problem
 config, env, _ = size_problem(size, "mage", quick=False)
 agent, state, model, batch = problem_inputs(config.replace(precision="bf16"), env, jax.random.PRNGKey(0))

@@ -1,8 +1,9 @@
 # ms per paper-size MAGE-TD3 update, f32 against the bf16 probe (bf16-output backward), one process,
 # interleaved repetitions. Run from the repository root on an idle machine.
 import sys, time, jax, jax.numpy as jnp, numpy as np
-sys.path.insert(0, "benchmarks"); sys.argv = [sys.argv[0], "bf16"]
-exec(open("docs/notes/bf16_try_backward_bf16_output.py").read().split("from magejax.train import make_train")[0])
+sys.path[:0] = ["benchmarks", "docs/notes"]
+import bf16_probe
+bf16_probe.install("bf16")
 from bench_common import problem_inputs, size_problem
 for size in ("pendulum", "halfcheetah"):
     config, env, _ = size_problem(size, "mage", quick=False)
