@@ -10,6 +10,9 @@ chunk_index)`.
 Every branch decision (warm-up, model-training steps, delayed actor steps) depends only on the
 step index, which is the same for all seeds and never batched under vmap, so `lax.cond` stays a
 real branch instead of becoming "compute both and select".
+
+Every function of a `Trainer` takes an optional last argument `hp`, the traced hyper-parameters
+(`configs.hyperparams`): vmapping over it runs a hyper-parameter sweep as one program.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import jax.numpy as jnp
 from magejax import configs, envs, replay
 from magejax.agents import planning
 from magejax.models import normalization
-from magejax.configs import Config
+from magejax.configs import Config, hyperparams
 from magejax.models.dynamics import ModelState
 from magejax.envs import Env, EnvState
 from magejax.models.normalization import RunningStats
@@ -95,14 +98,67 @@ def _nan_metrics(names) -> dict:
 
 
 def make_train(config: Config) -> Trainer:
+    """The `Trainer` of `config`. Its functions take an optional last argument `hp`: None runs
+    with the config's own hyper-parameters as constants; a dict of `hyperparams.TRACED` values
+    (float32 arrays) makes them inputs of the program, so one compiled program can be vmapped
+    over seeds × values (`configs.hyperparams`)."""
     configs.validate(config)
     env = envs.make(config.env, backend=config.env_backend)
     agent = make_agent(config, env)
+    constant = _loop(config, env, agent)
+
+    def loop(hp: dict | None) -> "_Loop":
+        if hp is None:
+            return constant
+        bound = hyperparams.bind(config, hp)
+        return _loop(bound, env, make_agent(bound, env))
+
+    c = config
+    last_steps = c.chunk_steps(c.num_chunks - 1)
+    full_chunks = c.num_chunks if last_steps == c.eval_every else c.num_chunks - 1
+
+    def start(key: jax.Array, hp: dict | None = None) -> tuple[TrainState, dict]:
+        return loop(hp).start(key)
+
+    def run_chunk(state: TrainState, chunk_index: jax.Array, hp: dict | None = None) -> tuple[TrainState, dict]:
+        return loop(hp).chunk_of(c.eval_every)(state, chunk_index)
+
+    def run_last_chunk(state: TrainState, chunk_index: jax.Array, hp: dict | None = None) -> tuple[TrainState, dict]:
+        return loop(hp).chunk_of(last_steps)(state, chunk_index)
+
+    def evaluate(train_state: TrainState, key: jax.Array, hp: dict | None = None) -> jax.Array:
+        return loop(hp).evaluate(train_state, key)
+
+    def train(key: jax.Array, hp: dict | None = None) -> tuple[TrainState, dict]:
+        """A whole run. Returns the final state and metrics with leading axis num_chunks + 1."""
+        state, first = start(key, hp)
+        state, rows = jax.lax.scan(lambda s, i: run_chunk(s, i, hp), state, jnp.arange(full_chunks))
+        if full_chunks < c.num_chunks:  # the shorter remainder, then its evaluation
+            state, last = run_last_chunk(state, jnp.asarray(full_chunks), hp)
+            rows = jax.tree.map(lambda r, l: jnp.concatenate([r, l[None]]), rows, last)
+        return state, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rows)
+
+    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk,
+                   run_last_chunk=run_last_chunk if last_steps < c.eval_every else run_chunk,
+                   train=train, evaluate=evaluate)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loop:
+    """The loop's pieces for one agent (with constant or traced hyper-parameters)."""
+
+    start: Callable[[jax.Array], tuple[TrainState, dict]]
+    chunk_of: Callable[[int], Callable[[TrainState, jax.Array], tuple[TrainState, dict]]]
+    evaluate: Callable[[TrainState, jax.Array], jax.Array]
+
+
+def _loop(config: Config, env: Env, agent: Agent) -> _Loop:
     model, reward_model = agent.model, agent.reward_model
     c = config
     num_updates = c.num_updates
 
     planner = planning.make_planner(c, env, agent) if c.eval_mpc else None
+
 
     def evaluate(train_state: TrainState, key: jax.Array) -> jax.Array:
         """Returns of `eval_episodes` episodes acting with the deterministic actor, or with the
@@ -298,19 +354,4 @@ def make_train(config: Config) -> Trainer:
 
         return run_chunk
 
-    run_chunk = chunk_of(c.eval_every)
-    last_steps = c.chunk_steps(c.num_chunks - 1)
-    run_last_chunk = run_chunk if last_steps == c.eval_every else chunk_of(last_steps)
-    full_chunks = c.num_chunks if last_steps == c.eval_every else c.num_chunks - 1
-
-    def train(key: jax.Array) -> tuple[TrainState, dict]:
-        """A whole run. Returns the final state and metrics with leading axis num_chunks + 1."""
-        state, first = start(key)
-        state, rows = jax.lax.scan(run_chunk, state, jnp.arange(full_chunks))
-        if full_chunks < c.num_chunks:  # the shorter remainder, then its evaluation
-            state, last = run_last_chunk(state, jnp.asarray(full_chunks))
-            rows = jax.tree.map(lambda r, l: jnp.concatenate([r, l[None]]), rows, last)
-        return state, jax.tree.map(lambda f, r: jnp.concatenate([f[None], r]), first, rows)
-
-    return Trainer(config=config, env=env, agent=agent, start=start, run_chunk=run_chunk,
-                   run_last_chunk=run_last_chunk, train=train, evaluate=evaluate)
+    return _Loop(start=start, chunk_of=chunk_of, evaluate=evaluate)

@@ -111,14 +111,20 @@ class Agent:
         return networks.optimizer(self.config.actor_lr, self.config.grad_clip)
 
     @property
-    def critic_loss_scale(self) -> float:
+    def critic_loss_scale(self) -> float | jax.Array:
         """Factor from this library's MAGE loss, huber(‖∇ₐδ‖) + λ·huber(δ), to the original code's,
         huber(δ) + (1/λ)·huber(‖∇ₐδ‖): 1/λ (1 for the TD loss, and for λ = 0, where the original's
         form has no finite weight). The critic's gradient is multiplied by it before clipping by
         value and RAdam, so clipping at `grad_clip` and RAdam's scale-dependent first steps act
         exactly as in the original; the reported `critic_loss` stays on this library's scale."""
         c = self.config
-        return 1.0 / c.lam if c.spec.critic_loss == "mage" and c.lam > 0 else 1.0
+        if c.spec.critic_loss != "mage":
+            return 1.0
+        if isinstance(c.lam, (int, float)):  # a constant: exactly the Python value, as before
+            return 1.0 / c.lam if c.lam > 0 else 1.0
+        # A traced λ (`configs.hyperparams`): the same choice as data, never dividing by 0.
+        positive = c.lam > 0
+        return jnp.where(positive, 1.0 / jnp.where(positive, c.lam, 1.0), 1.0)
 
     @property
     def critic_optimizer(self) -> optax.GradientTransformation:

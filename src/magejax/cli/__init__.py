@@ -1,5 +1,6 @@
 """The `magejax` command line: `magejax train ...` runs seeds in parallel into a run directory,
-`magejax plot RUN_DIR... --out PNG` overlays runs' learning curves, `magejax eval RUN_DIR`
+`magejax sweep ... --lam 0.05 0.1 0.2 1 --out DIR` trains several hyper-parameter values in one
+compiled program, `magejax plot RUN_DIR... --out PNG` overlays runs' learning curves, `magejax eval RUN_DIR`
 evaluates a run's newest good checkpoint and `magejax render RUN_DIR --out FILE` films one episode
 of its trained policy.
 
@@ -37,6 +38,8 @@ def main(argv=None) -> int:
         # Imported per command, so `magejax --help` and bad-input errors never wait for JAX.
         if args.command == "train":
             from magejax.cli.train import train as command
+        elif args.command == "sweep":
+            from magejax.cli.sweep import sweep as command
         elif args.command == "eval":
             from magejax.cli.evaluate import evaluate as command
         elif args.command == "render":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from magejax import configs
+from magejax.configs import hyperparams
 from magejax.runs import metrics_io
 
 RUN_FILES = (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "curve.png", "summary.json")
@@ -17,9 +18,14 @@ RUN_DEFAULTS = {"env": "pendulum", "algo": "mage", "preset": "paper", "seeds": 1
 OVERRIDES = {"steps": "total_steps", "eval_every": "eval_every", "eval_episodes": "eval_episodes",
              "warmup": "warmup_steps", "batch_size": "batch_size", "buffer_size": "buffer_size",
              "lam": "lam", "updates_per_step": "updates_per_step", "gamma": "gamma",
-             "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr",
+             "actor_lr": "actor_lr", "critic_lr": "critic_lr", "model_lr": "model_lr", "tau": "tau",
+             "exploration_noise": "exploration_noise", "target_noise": "target_noise",
+             "target_noise_clip": "target_noise_clip",
              "backend": "env_backend", "reward": "reward", "model": "model", "horizon": "horizon",
              "normalize_obs": "normalize_obs", "precision": "precision"}
+
+# The flags of the traced hyper-parameters (`configs.hyperparams.TRACED`): a sweep's grid.
+TRACED_FLAGS = tuple(flag for flag, field in OVERRIDES.items() if field in hyperparams.TRACED)
 
 # Test-time MPC flags (their own block: `--eval-mpc` is a switch, default None = the preset's).
 OVERRIDES.update(eval_mpc="eval_mpc", mpc_horizon="mpc_horizon", mpc_population="mpc_population",
@@ -41,47 +47,7 @@ def parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one algorithm on one environment, several seeds at once")
-    # env and algo are checked by configs.validate, not argparse `choices`, so every bad value
-    # gets the same one-line error naming the valid ones.
-    t.add_argument("--env", help="environment (default: pendulum)")
-    t.add_argument("--algo", help=f"one of {', '.join(configs.ALGOS)} (default: mage)")
-    t.add_argument("--seeds", type=int, metavar="N", help="number of seeds, run in parallel (default: 1)")
-    t.add_argument("--seed", type=int, metavar="N", help="base seed; seed i uses split(PRNGKey(seed))[i] (default: 0)")
-    # Defaults of None mean "the preset's value": only flags the user gave override the preset.
-    t.add_argument("--steps", type=int, metavar="N", help="total env steps per seed (default: preset's; paper 10000)")
-    t.add_argument("--eval-every", type=int, metavar="N", help="env steps between evaluations (a last, shorter chunk runs the remainder of --steps)")
-    t.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
-    t.add_argument("--warmup", type=int, metavar="N", help="random-action steps before agent updates start")
-    t.add_argument("--batch-size", type=int, metavar="N")
-    t.add_argument("--buffer-size", type=int, metavar="N")
-    t.add_argument("--lam", type=float, metavar="λ", help="weight λ of the TD term in the MAGE loss")
-    t.add_argument("--updates-per-step", type=int, metavar="N", help="agent updates per env step (default: algo's)")
-    t.add_argument("--gamma", type=float, metavar="γ", help="discount factor in (0, 1] (default 0.99)")
-    for part in ("actor", "critic", "model"):
-        t.add_argument(f"--{part}-lr", type=float, metavar="LR", help=f"{part} RAdam learning rate (default 1e-4)")
-    t.add_argument("--backend", metavar="NAME",
-                   help="Brax physics backend: generalized, mjx, spring, positional (default: the suite's for the device)")
-    t.add_argument("--reward", metavar="SOURCE",
-                   help=f"reward used in imagination: {', '.join(configs.REWARDS)} (default: true)")
-    t.add_argument("--model", metavar="SOURCE",
-                   help=f"next states of imagination: {', '.join(configs.MODELS)} (default: learned)")
-    t.add_argument("--horizon", type=int, metavar="K", help="model steps before bootstrapping (default 1)")
-    t.add_argument("--no-normalize-obs", dest="normalize_obs", action="store_false", default=None,
-                   help="feed raw observations to actor and critics (default: standardised with the "
-                        "buffer's running mean and std, as in the original code; MAAC: always raw)")
-    t.add_argument("--precision", choices=configs.PRECISIONS, default=None,
-                   help="matrix products of every network: f32 (full float32, also on GPUs; the "
-                        "default) or tf32 (JAX's GPU default, TF32 tensor cores; float32 on CPUs)")
-    m = t.add_argument_group("test-time MPC (MAAC §5.4): evaluate with a CEM planner in the model")
-    m.add_argument("--eval-mpc", action="store_true", default=None,
-                   help="evaluation episodes act with the planner instead of the actor (model-based algorithms)")
-    m.add_argument("--mpc-horizon", type=int, metavar="H", help="planning horizon (default 5)")
-    m.add_argument("--mpc-population", type=int, metavar="N", help="CEM candidates per iteration (default 512)")
-    m.add_argument("--mpc-elites", type=int, metavar="K", help="CEM elites (default 64)")
-    m.add_argument("--mpc-iterations", type=int, metavar="N", help="CEM iterations (default 6)")
-    t.add_argument("--preset", choices=configs.SIZES,
-                   help="paper settings; cpu: the sizes a 2-core CPU learns Pendulum and CartPole with "
-                        "in minutes; tiny: CI-sized networks and run (default: paper)")
+    add_run_flags(t)
     where = t.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", metavar="DIR", help="run directory to create")
     where.add_argument("--resume", metavar="RUN_DIR",
@@ -113,6 +79,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--num-processes", type=int, metavar="N")
     d.add_argument("--process-id", type=int, metavar="I")
 
+    w = sub.add_parser("sweep", help="train one algorithm for several hyper-parameter values, values x "
+                                     "seeds in one compiled program")
+    add_run_flags(w, swept=True)
+    where = w.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="sweep directory to create: one run directory per value, "
+                                                    "sweep.json and an overlay plot")
+    where.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its newest checkpoints, "
+                                                       "with the settings in its sweep.json")
+    w.add_argument("--overwrite", action="store_true", help="replace the files of an existing non-empty --out")
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
+
     p = sub.add_parser("plot", help="overlay the learning curves of several run directories")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", required=True, metavar="PNG", help="PNG file to write")
@@ -140,3 +117,55 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--height", type=int, default=240, metavar="PX", help="frame height, even (default: 240)")
     return parser
 
+
+def add_run_flags(t: argparse.ArgumentParser, swept: bool = False) -> None:
+    """The flags that describe a run (environment, algorithm, seeds and the preset overrides), for
+    `train` and `sweep`. swept: the `TRACED_FLAGS` take one or more values (a sweep's grid)."""
+    # env and algo are checked by configs.validate, not argparse `choices`, so every bad value
+    # gets the same one-line error naming the valid ones.
+    t.add_argument("--env", help="environment (default: pendulum)")
+    t.add_argument("--algo", help=f"one of {', '.join(configs.ALGOS)} (default: mage)")
+    t.add_argument("--seeds", type=int, metavar="N", help="number of seeds, run in parallel (default: 1)")
+    t.add_argument("--seed", type=int, metavar="N", help="base seed; seed i uses split(PRNGKey(seed))[i] (default: 0)")
+    # Defaults of None mean "the preset's value": only flags the user gave override the preset.
+    t.add_argument("--steps", type=int, metavar="N", help="total env steps per seed (default: preset's; paper 10000)")
+    t.add_argument("--eval-every", type=int, metavar="N", help="env steps between evaluations (a last, shorter chunk runs the remainder of --steps)")
+    t.add_argument("--eval-episodes", type=int, metavar="N", help="episodes per evaluation")
+    t.add_argument("--warmup", type=int, metavar="N", help="random-action steps before agent updates start")
+    t.add_argument("--batch-size", type=int, metavar="N")
+    t.add_argument("--buffer-size", type=int, metavar="N")
+    many = dict(nargs="+") if swept else {}
+    t.add_argument("--lam", type=float, metavar="λ", help="weight λ of the TD term in the MAGE loss", **many)
+    t.add_argument("--updates-per-step", type=int, metavar="N", help="agent updates per env step (default: algo's)")
+    t.add_argument("--gamma", type=float, metavar="γ", help="discount factor in (0, 1] (default 0.99)", **many)
+    t.add_argument("--tau", type=float, metavar="τ", help="Polyak step of the target networks (default 0.005)", **many)
+    for part in ("actor", "critic", "model"):
+        t.add_argument(f"--{part}-lr", type=float, metavar="LR", help=f"{part} RAdam learning rate (default 1e-4)",
+                       **many)
+    t.add_argument("--exploration-noise", type=float, metavar="σ", help="std of the acting noise (default 0.1)", **many)
+    t.add_argument("--target-noise", type=float, metavar="σ",
+                   help="std of TD3's target-policy smoothing noise (default 0.2)", **many)
+    t.add_argument("--target-noise-clip", type=float, metavar="C", help="its clip (default 0.5)", **many)
+    t.add_argument("--backend", metavar="NAME",
+                   help="Brax physics backend: generalized, mjx, spring, positional (default: the suite's for the device)")
+    t.add_argument("--reward", metavar="SOURCE",
+                   help=f"reward used in imagination: {', '.join(configs.REWARDS)} (default: true)")
+    t.add_argument("--model", metavar="SOURCE",
+                   help=f"next states of imagination: {', '.join(configs.MODELS)} (default: learned)")
+    t.add_argument("--horizon", type=int, metavar="K", help="model steps before bootstrapping (default 1)")
+    t.add_argument("--no-normalize-obs", dest="normalize_obs", action="store_false", default=None,
+                   help="feed raw observations to actor and critics (default: standardised with the "
+                        "buffer's running mean and std, as in the original code; MAAC: always raw)")
+    t.add_argument("--precision", choices=configs.PRECISIONS, default=None,
+                   help="matrix products of every network: f32 (full float32, also on GPUs; the "
+                        "default) or tf32 (JAX's GPU default, TF32 tensor cores; float32 on CPUs)")
+    m = t.add_argument_group("test-time MPC (MAAC §5.4): evaluate with a CEM planner in the model")
+    m.add_argument("--eval-mpc", action="store_true", default=None,
+                   help="evaluation episodes act with the planner instead of the actor (model-based algorithms)")
+    m.add_argument("--mpc-horizon", type=int, metavar="H", help="planning horizon (default 5)")
+    m.add_argument("--mpc-population", type=int, metavar="N", help="CEM candidates per iteration (default 512)")
+    m.add_argument("--mpc-elites", type=int, metavar="K", help="CEM elites (default 64)")
+    m.add_argument("--mpc-iterations", type=int, metavar="N", help="CEM iterations (default 6)")
+    t.add_argument("--preset", choices=configs.SIZES,
+                   help="paper settings; cpu: the sizes a 2-core CPU learns Pendulum and CartPole with "
+                        "in minutes; tiny: CI-sized networks and run (default: paper)")

@@ -78,7 +78,7 @@ def _checkpoint_settings(args, config: configs.Config, run: dict) -> tuple[int, 
     return every, keep
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def prepare_out(out: Path, overwrite: bool) -> None:
     """Create `out`, refusing a non-empty one unless `overwrite` (then only our run files go)."""
     here = Path.cwd().resolve()
     if str(out) in ("", ".") or out.resolve() == here or out.resolve() in here.parents:
@@ -172,7 +172,7 @@ def train(args) -> int:
                 raise UsageError(f"--seeds: a multi-host run needs a multiple of the "
                                  f"{jax.device_count()} devices of all hosts, got {run['seeds']}")
         if not resuming:
-            _prepare_out(out, args.overwrite)
+            prepare_out(out, args.overwrite)
             saved = dict(run, checkpoint_every=every_ckpt, keep=keep)
             if args.tensorboard:
                 saved["tensorboard"] = True  # a resume goes on logging
@@ -192,8 +192,7 @@ def train(args) -> int:
     # Imported here so `magejax --help` and bad-input errors do not wait for JAX.
     import jax
 
-    from magejax.runs import checkpoint, parallel
-    from magejax.runs import driver, progress
+    from magejax.runs import driver, parallel, progress
 
     main_process = parallel.is_main()
     note = _note if main_process else (lambda message: None)
@@ -233,14 +232,29 @@ def train(args) -> int:
     _close(report)
     if not main_process:
         return 0
+    summary = write_results(out, config, seeds, run["seed"], result)
+    mean, (lo, hi) = summary["final_eval_return_mean"], summary["final_eval_return_ci95"]
+    per_seed = ", ".join(f"{x:.1f}" for x in summary["final_eval_return_per_seed"])
+    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s): {per_seed}) "
+          f"in {progress.hms(result.wall_s)}; plot: {out / 'curve.png'}")
+    return 0
+
+
+def write_results(out: Path, config: configs.Config, seeds: int, base_seed: int, result) -> dict:
+    """A finished run's `curve.png` (per-seed curves and the mean) and `summary.json`; returns the
+    summary. A write that fails is one line and exit 1 (`write_result`)."""
+    import jax
+
+    from magejax.runs import checkpoint
+
     steps, returns = metrics_io.curves_from_metrics(metrics_io.read_metrics(out), "eval_return")
     title = f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})"
-    plot = _write_result(out / "curve.png", result.env_step, lambda path: plotting.plot_learning_curves(
+    write_result(out / "curve.png", result.env_step, lambda path: plotting.plot_learning_curves(
         {config.algo: (steps, returns)}, path, title=title, per_seed=True))
     mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
     rate = config.total_steps / result.train_s if result.train_s > 0 else float("nan")
     summary = {
-        "env": config.env, "algo": config.algo, "seeds": seeds, "base_seed": run["seed"],
+        "env": config.env, "algo": config.algo, "seeds": seeds, "base_seed": base_seed,
         "env_steps": config.total_steps,
         "final_eval_return_mean": mean, "final_eval_return_ci95": [lo, hi],
         "final_eval_return_per_seed": [float(x) for x in returns[:, -1]],
@@ -253,12 +267,9 @@ def train(args) -> int:
         "env_steps_per_s_per_seed": _nan_to_none(rate),
         "env_steps_per_s_total": _nan_to_none(rate * seeds),
     }
-    _write_result(out / "summary.json", result.env_step,
+    write_result(out / "summary.json", result.env_step,
                   lambda path: metrics_io.write_whole(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n")))
-    per_seed = ", ".join(f"{x:.1f}" for x in returns[:, -1])
-    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s): {per_seed}) "
-          f"in {progress.hms(result.wall_s)}; plot: {plot}")
-    return 0
+    return summary
 
 
 def _how_to_go_on(out: Path) -> str:
@@ -270,7 +281,7 @@ def _how_to_go_on(out: Path) -> str:
             "again with --overwrite")
 
 
-def _write_result(path: Path, env_step: int, write) -> Path:
+def write_result(path: Path, env_step: int, write) -> Path:
     """`write(path)` (which writes whole or not at all); a failure is one line and exit 1. The
     training itself is complete by then: its metrics and final checkpoint are on disk."""
     try:

@@ -180,6 +180,7 @@ class RunCheckpoints:
         self.run_dir = Path(run_dir)
         self.directory = self.run_dir / CHECKPOINT_DIR
         self.identity = ident
+        self.keep = keep
         # A multi-host run checkpoints host copies of the whole state from process 0 alone
         # (magejax.runs.parallel): orbax must then neither wait for nor expect the other processes.
         alone = jax.process_count() > 1
@@ -265,8 +266,17 @@ class RunCheckpoints:
                                   "shortened); restore the file, or start afresh")
         return state, progress
 
-    def restore(self, abstract_state, log: Callable[[str], None] = print, to_resume: bool = True):
-        """The newest good checkpoint as (host TrainState, Progress), or None if there is none.
+    def remove_after(self, env_step: int) -> None:
+        """Delete the checkpoints newer than `env_step` (a run going back to it writes them again)."""
+        for step in self.steps():
+            if step > env_step:
+                self._manager.delete(step)
+        self._manager.reload()
+
+    def restore(self, abstract_state, log: Callable[[str], None] = print, to_resume: bool = True,
+                at_most: int | None = None):
+        """The newest good checkpoint (at env step `at_most` or before, if given) as (host
+        TrainState, Progress), or None if there is none.
 
         abstract_state: the freshly initialised state, or its `jax.eval_shape`: restored arrays
         get its tree structure, shapes and dtypes. Damaged checkpoints are reported through
@@ -279,6 +289,8 @@ class RunCheckpoints:
         _quiet_closed_loop_reports()
         bad = []
         for step in reversed(self.steps()):
+            if at_most is not None and step > at_most:
+                continue
             try:
                 restored = self._restore_step(step, abstract_state, log, to_resume)
             except CorruptCheckpoint as e:

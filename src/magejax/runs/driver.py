@@ -29,13 +29,10 @@ from typing import Callable
 
 import numpy as np
 
-from magejax.runs import checkpoint, metrics_io, parallel
+from magejax.runs import checkpoint, divergence, metrics_io, parallel, run_files
 from magejax.configs import Config
-from magejax.runs import divergence
-from magejax.runs import tensorboard as tb_log
 from magejax.runs.run_dir import (Diverged, ResumeRefused, RunDirectoryError, WriteFailed,  # noqa: F401 (API)
                                   lock_run_dir)
-from magejax.runs.tensorboard import TENSORBOARD_DIR
 
 @dataclasses.dataclass(frozen=True)
 class ChunkReport:
@@ -73,28 +70,58 @@ def run(config: Config, run_dir, **kwargs) -> RunResult:
 
     Refused with `RunDirectoryError` before anything changes when `run_dir/checkpoints` is not a
     directory, or when another process holds the lock (two processes never write one run)."""
-    run_dir = Path(run_dir)
-    if not parallel.is_main():
-        return _run(config, run_dir, **kwargs)
-    ckpt_dir = run_dir / checkpoint.CHECKPOINT_DIR
-    if ckpt_dir.exists() and not ckpt_dir.is_dir():
-        raise RunDirectoryError(f"{ckpt_dir}: exists and is not a directory; it is where the checkpoints go")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = lock_run_dir(run_dir)
+    return _locked([config], [run_dir], traced=False, **kwargs)[0]
+
+
+def run_sweep(configs: list[Config], run_dirs: list, **kwargs) -> list[RunResult]:
+    """Run `configs`, which differ only in traced hyper-parameters (`configs.hyperparams`), as ONE
+    compiled program vmapped over values × seeds; `configs[i]` writes `run_dirs[i]`, a normal run
+    directory (config.json with its own values, metrics, checkpoints). Every value gets the same
+    seeds. Arguments as `_run`'s (`run_settings` goes to every directory); one `RunResult` per
+    value. A resume continues every directory from the newest step all have a checkpoint at."""
+    from magejax.configs import ConfigError, hyperparams
+
+    if len(configs) != len(run_dirs):
+        raise ValueError(f"run_sweep: {len(configs)} configs for {len(run_dirs)} run directories")
+    if len({Path(d).resolve() for d in run_dirs}) != len(run_dirs):
+        raise RunDirectoryError("run_sweep: two values would write the same run directory")
     try:
-        return _run(config, run_dir, **kwargs)
+        hyperparams.check_sweepable(configs)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    return _locked(configs, run_dirs, traced=True, **kwargs)
+
+
+def _locked(configs: list[Config], run_dirs: list, **kwargs) -> list[RunResult]:
+    run_dirs = [Path(d) for d in run_dirs]
+    if not parallel.is_main():
+        return _run(configs, run_dirs, **kwargs)
+    for run_dir in run_dirs:
+        ckpt_dir = run_dir / checkpoint.CHECKPOINT_DIR
+        if ckpt_dir.exists() and not ckpt_dir.is_dir():
+            raise RunDirectoryError(f"{ckpt_dir}: exists and is not a directory; it is where the checkpoints go")
+    locks = []
+    try:
+        for run_dir in run_dirs:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            locks.append(lock_run_dir(run_dir))
+        return _run(configs, run_dirs, **kwargs)
     finally:
-        os.close(lock)
+        for lock in locks:
+            os.close(lock)
 
 
-def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool = False,
-        run_settings: dict | None = None, checkpoint_every: int | None = None, keep: int = 3,
-        progress_fn: Callable[[ChunkReport], None] | None = None,
-        probe: Callable | None = None, stop_fn: Callable[[int, dict], bool] | None = None,
-        on_divergence: str = "stop", tensorboard: bool = False, start_if_none: bool = False,
-        note: Callable[[str], None] = print) -> RunResult:
-    """Run `config` with `seeds` seeds (keys `split(PRNGKey(seed), seeds)`) in `run_dir`.
+def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: int = 1, seed: int = 0,
+         resume: bool = False, run_settings: dict | None = None, checkpoint_every: int | None = None,
+         keep: int = 3, progress_fn: Callable[[ChunkReport], None] | None = None,
+         probe: Callable | None = None, stop_fn: Callable[[int, dict], bool] | None = None,
+         on_divergence: str = "stop", tensorboard: bool = False, start_if_none: bool = False,
+         note: Callable[[str], None] = print) -> list[RunResult]:
+    """Run each of `configs` with `seeds` seeds (keys `split(PRNGKey(seed), seeds)`, the same for
+    every config) in its run directory; one program for all, vmapped over configs × seeds.
 
+    traced: the configs' hyper-parameters are inputs of the program (a sweep), else constants (a
+      single run, exactly the program `make_train(config)` describes).
     run_settings: stored in config.json beside the config ("run"), e.g. the CLI's preset;
       seeds and seed are always added. A fresh run writes config.json; a resumed one keeps it.
     resume: continue from the newest good checkpoint (damaged ones are moved aside); with none
@@ -102,33 +129,44 @@ def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool
       A metrics.jsonl that no longer matches its checkpoint also raises `ResumeRefused`.
     checkpoint_every: env steps between checkpoints, a multiple of eval_every (default: every
       evaluation); the end of the run (or an early stop) is always checkpointed.
+    progress_fn: called with the rows of every config's seeds (configs × seeds values, config-major).
     probe: `probe(trainer)` -> `fn(train_state, key) -> {name: ()}` for one seed: extra metrics
       computed at every evaluation (vmapped and jitted here), columns after the loop's metrics.
-    stop_fn: `stop_fn(env_step, row) -> bool` after each evaluation; True ends the run there.
+    stop_fn: `stop_fn(env_step, row) -> bool` after each evaluation (row as progress_fn's); True
+      ends the run there.
     on_divergence: "stop" raises `Diverged` after writing the row; "warn" notes it and goes on.
     """
     import jax
     import jax.numpy as jnp
 
+    from magejax.configs import hyperparams
     from magejax.train import METRIC_NAMES, make_train
 
-    run_dir = Path(run_dir)
+    config, members = configs[0], len(configs)
     main = parallel.is_main()
     every_ckpt = checkpoint_every or config.eval_every
     t0 = time.perf_counter()
     trainer = make_train(config)
-    placement = parallel.place_seeds(seeds)
+    for other in configs[1:]:
+        make_train(other)  # validates it (cheap: nothing is traced)
+    width = members * seeds
+    placement = parallel.place_seeds(width)
     if placement.note:
         note(placement.note)
     seed_sharding, replicated = placement.seeds, placement.replicated
-    keys = placement.put(jax.random.split(jax.random.PRNGKey(seed), seeds))
-    start_v = placement.jit(jax.vmap(trainer.start), in_shardings=seed_sharding, out_shardings=seed_sharding)
-    chunk_jit = lambda fn: placement.jit(jax.vmap(fn, in_axes=(0, None)), in_shardings=(seed_sharding, replicated),
+    keys = placement.put(jnp.tile(jax.random.split(jax.random.PRNGKey(seed), seeds), (members, 1)))
+    hp = placement.put(hyperparams.stack(configs, seeds)) if traced else None
+    start_v = placement.jit(jax.vmap(trainer.start), in_shardings=(seed_sharding, seed_sharding),
+                            out_shardings=seed_sharding)
+    chunk_jit = lambda fn: placement.jit(jax.vmap(fn, in_axes=(0, None, 0)),
+                                         in_shardings=(seed_sharding, replicated, seed_sharding),
                                          out_shardings=seed_sharding, donate_argnums=0)
     chunk_v, last_chunk_v = chunk_jit(trainer.run_chunk), chunk_jit(trainer.run_last_chunk)
     probe_fn = jax.jit(jax.vmap(probe(trainer))) if probe is not None else None
     # Probe keys are fixed per evaluation and seed, independent of training's own keys.
-    probe_keys = lambda i: jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + 1), i), seeds)
+    probe_keys = lambda i: jnp.tile(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + 1), i), seeds),
+                                    (members, 1))
+    part = lambda tree, i: jax.tree.map(lambda x: x[i * seeds:(i + 1) * seeds], tree)  # member i's seeds
 
     def chunk_index(c: int):  # replicated over the mesh: every device runs the same chunk
         return placement.put(np.int32(c), replicated) if placement.mesh is not None else jnp.int32(c)
@@ -140,10 +178,13 @@ def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool
             row.update({k: np.asarray(v) for k, v in parallel.to_host(probe_fn(state, probe_keys(i))).items()})
         return row
 
-    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), jax.eval_shape(start_v, keys)[0])
-    ckpts = writer = tb = None
-    if main:
-        ckpts = checkpoint.RunCheckpoints(run_dir, checkpoint.identity(config, seeds, seed), keep)
+    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), jax.eval_shape(start_v, keys, hp)[0])
+    abstract_member = jax.tree.map(lambda s: jax.ShapeDtypeStruct((seeds,) + s.shape[1:], s.dtype), abstract)
+    files: list[run_files.RunFiles] = []
+
+    def close_all() -> None:
+        for f in files:
+            f.close()
 
     held = {}  # process 0's restored host state, until it is placed on the devices
 
@@ -151,101 +192,78 @@ def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool
         if not resume:
             return None
         try:
-            restored = ckpts.restore(abstract, log=note)
-        except (checkpoint.IncompatibleCheckpoint, checkpoint.MetricsMismatch) as e:
+            found = run_files.restore_together(files, abstract_member, note, start_if_none)
+        except run_files.Unrestorable as e:
             return {"error": str(e)}
-        if restored is None:
-            if not start_if_none:
-                return {"error": f"no usable checkpoint to resume from in {run_dir / checkpoint.CHECKPOINT_DIR} "
-                                 "(nothing was changed); start afresh in another directory, or with "
-                                 "--overwrite on this one"}
-            note(f"{run_dir}: no checkpoint to resume from; starting the run from the beginning")
+        if found is None:
             return None
-        held["state"] = restored[0]
-        return {"progress": dataclasses.asdict(restored[1])}
-
-    found = restore() if main else None
-    found = parallel.broadcast_json(found)
-    if found is not None and "error" in found:
-        if ckpts is not None:
-            ckpts.close()
-        raise ResumeRefused(found["error"])
+        states = [state for state, _ in found]
+        held["state"] = states[0] if members == 1 else jax.tree.map(lambda *x: np.concatenate(x), *states)
+        held["progress"] = [progress for _, progress in found]
+        return {"progress": dataclasses.asdict(found[0][1])}
 
     try:
+        if main:
+            for c, run_dir in zip(configs, run_dirs):
+                files.append(run_files.RunFiles.open(run_dir, c, seeds, seed, keep))
+        found = restore() if main else None
+        found = parallel.broadcast_json(found)
+        if found is not None and "error" in found:
+            raise ResumeRefused(found["error"])
         if found is None:
-            if main:
-                metrics_io.write_config(run_dir, config, {**(run_settings or {}), "seeds": seeds, "seed": seed})
-                writer = metrics_io.MetricsWriter(run_dir)
-            state, first_row = start_v(keys)
+            for f in files:
+                f.start_fresh({**(run_settings or {}), "seeds": seeds, "seed": seed})
+            state, first_row = start_v(keys, hp)
             first, train_s, wall_before, resumed_from = 0, 0.0, 0.0, None
         else:
             done = checkpoint.Progress(**found["progress"])
-            note(f"resuming {run_dir} at env step {done.env_step}/{config.total_steps} "
-                 f"({done.metrics_rows} metrics rows kept)")
-            if main:
-                writer = metrics_io.MetricsWriter(run_dir, keep_bytes=done.metrics_bytes)
+            for f, progress in zip(files, held.pop("progress", [])):
+                note(f"resuming {f.run_dir} at env step {progress.env_step}/{config.total_steps} "
+                     f"({progress.metrics_rows} metrics rows kept)")
+                f.continue_from(progress)
             state = placement.put(parallel.broadcast_tree(held.pop("state", None), abstract))
             first, train_s, wall_before, resumed_from = done.next_chunk, done.train_s, done.wall_s, done.env_step
-        if main and tensorboard:
-            tb = tb_log.writer(run_dir, None if resumed_from is None else resumed_from + 1)
-    except Exception:
-        for f in (writer, ckpts, tb):
-            if f is not None:
-                f.close()
+        if tensorboard:
+            for f in files:
+                f.start_tensorboard(resumed_from)
+    except BaseException:
+        close_all()
         raise
 
     every = config.eval_every
     steps_done = lambda chunks: 0 if chunks == 0 else config.chunk_end(chunks - 1)  # env steps after `chunks`
-    last_ckpt = [resumed_from]
     stopped_early = False
     ckpt_s = 0.0
 
-    def newest_good() -> str:
-        return (f"the newest good checkpoint is at env step {last_ckpt[0]}" if last_ckpt[0] is not None
-                else "no checkpoint was written yet")
-
     def record(env_step: int, row: dict) -> None:
-        if main:
-            for what, write in ((run_dir / metrics_io.METRICS_FILE, lambda: writer.write_rows(env_step, row)),
-                                (run_dir / metrics_io.CSV_FILE, lambda: metrics_io.write_csv(run_dir)),
-                                (run_dir / TENSORBOARD_DIR, lambda: tb is not None and tb_log.log_scalars(tb, env_step, row))):
-                try:
-                    write()
-                except OSError as e:
-                    raise WriteFailed(f"cannot write {what} at env step {env_step}: {e.strerror or e}; "
-                                      f"{newest_good()}") from None
-        problems = divergence.non_finite(row)
-        if problems:
-            learns_model = config.spec.uses_model and config.model == "learned"
-            learns_reward = config.spec.uses_model and config.reward == "learned"
-            message = divergence.describe(env_step, row, problems, learns_model, learns_reward)
+        for i, f in enumerate(files):
+            f.record(env_step, part(row, i))
+        for i, c in enumerate(configs):
+            member_row = part(row, i)
+            problems = divergence.non_finite(member_row)
+            if not problems:
+                continue
+            learns_model = c.spec.uses_model and c.model == "learned"
+            learns_reward = c.spec.uses_model and c.reward == "learned"
+            message = divergence.describe(env_step, member_row, problems, learns_model, learns_reward)
+            if members > 1:
+                message = f"{run_dirs[i]}: {message}"
             if on_divergence == "stop":
-                where = (f"the newest checkpoint, from before it, is at env step {last_ckpt[0]}"
-                         if last_ckpt[0] is not None else "no checkpoint was written before it")
+                last = files[i].last_ckpt if files else None
+                where = (f"the newest checkpoint, from before it, is at env step {last}"
+                         if last is not None else "no checkpoint was written before it")
                 raise Diverged(f"{message}. Metrics rows up to this step are in "
-                               f"{run_dir / metrics_io.METRICS_FILE}; {where}", env_step)
+                               f"{run_dirs[i] / metrics_io.METRICS_FILE}; {where}", env_step)
             note(f"WARNING: {message}; the run goes on")
 
     def save(chunks_done: int) -> None:
         host = parallel.to_host(state)  # every process takes part when the state spans hosts
-        if not main:
-            last_ckpt[0] = steps_done(chunks_done)
-            return
-        try:
-            writer.sync()  # the rows this checkpoint claims must be on disk before it is
-            ckpts.save(host, checkpoint.Progress(
-                env_step=steps_done(chunks_done), next_chunk=chunks_done, metrics_rows=writer.rows,
-                metrics_bytes=writer.bytes, metrics_sha256=writer.sha256(), train_s=train_s,
-                wall_s=wall_before + time.perf_counter() - t0))
-        except Exception as e:  # noqa: BLE001 — orbax wraps I/O errors in its own types
-            checkpoint.remove_unfinished(run_dir)
-            reason = getattr(e, "strerror", None) or f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            raise WriteFailed(f"cannot write the checkpoint at env step {steps_done(chunks_done)} in "
-                              f"{run_dir / checkpoint.CHECKPOINT_DIR}: {reason}; {newest_good()}") from None
-        last_ckpt[0] = steps_done(chunks_done)
+        wall = wall_before + time.perf_counter() - t0
+        for i, f in enumerate(files):
+            f.save(host if members == 1 else part(host, i), steps_done(chunks_done), chunks_done, train_s, wall)
 
     report = lambda env_step, row: progress_fn(ChunkReport(
-        env_step=env_step, total_steps=config.total_steps, first_env_step=steps_done(first), seeds=seeds, row=row,
+        env_step=env_step, total_steps=config.total_steps, first_env_step=steps_done(first), seeds=width, row=row,
         train_s=train_s, wall_s=wall_before + time.perf_counter() - t0, state=state)) if progress_fn is not None else None
     try:
         if found is None:
@@ -254,15 +272,15 @@ def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool
         # serves every chunk (a shorter last chunk has its own) and compile time stays out of the
         # steps/s figures.
         n = config.num_chunks
-        run_chunk = chunk_v.lower(state, chunk_index(0)).compile()
+        run_chunk = chunk_v.lower(state, chunk_index(0), hp).compile()
         shorter_last = config.chunk_steps(n - 1) < every
-        run_last = last_chunk_v.lower(state, chunk_index(n - 1)).compile() if shorter_last else run_chunk
+        run_last = last_chunk_v.lower(state, chunk_index(n - 1), hp).compile() if shorter_last else run_chunk
         compile_s = time.perf_counter() - t0
         report(steps_done(first), None)
         c = first
         for c in range(first, n):
             t = time.perf_counter()
-            state, row = (run_last if c == n - 1 else run_chunk)(state, chunk_index(c))
+            state, row = (run_last if c == n - 1 else run_chunk)(state, chunk_index(c), hp)
             jax.block_until_ready(row)
             train_s += time.perf_counter() - t
             env_step = config.chunk_end(c)
@@ -277,11 +295,11 @@ def _run(config: Config, run_dir, *, seeds: int = 1, seed: int = 0, resume: bool
             if stopped_early:
                 break
     finally:
-        for f in (writer, ckpts, tb):
-            if f is not None:
-                f.close()
+        close_all()
     final = parallel.to_host(state)
     end_step = config.chunk_end(c) if config.num_chunks > first else steps_done(first)
-    return RunResult(state=final, env_step=end_step, stopped_early=stopped_early, resumed_from=resumed_from,
-                     train_s=train_s, wall_s=wall_before + time.perf_counter() - t0, compile_s=compile_s,
-                     checkpoint_s=ckpt_s, devices=placement.devices)
+    result = lambda final_state: RunResult(
+        state=final_state, env_step=end_step, stopped_early=stopped_early, resumed_from=resumed_from,
+        train_s=train_s, wall_s=wall_before + time.perf_counter() - t0, compile_s=compile_s,
+        checkpoint_s=ckpt_s, devices=placement.devices)
+    return [result(final)] if members == 1 else [result(part(final, i)) for i in range(members)]

@@ -19,8 +19,11 @@ def _rate(r: ChunkReport) -> float:
 
 
 def lines(prefix: str = "", write: Callable[[str], None] | None = None,
-          extra_metrics: tuple[str, ...] = ()) -> Callable[[ChunkReport], None]:
-    """A line per evaluation: step, env steps/s per seed, elapsed, ETA, mean evaluation return."""
+          extra_metrics: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Callable[[ChunkReport], None]:
+    """A line per evaluation: step, env steps/s per seed, elapsed, ETA, mean evaluation return.
+
+    groups: names of equal, consecutive blocks of the seeds (a sweep's values, `driver.run_sweep`):
+    the mean evaluation return is then given per block."""
     write = write or (lambda line: print(line, file=sys.stderr, flush=True))
 
     def report(r: ChunkReport) -> None:
@@ -29,9 +32,15 @@ def lines(prefix: str = "", write: Callable[[str], None] | None = None,
         rate = _rate(r)
         left = (r.total_steps - r.env_step) / rate if np.isfinite(rate) and rate > 0 else float("nan")
         extra = "".join(f" | {k} {np.mean(r.row[k]):.4g}" for k in extra_metrics if k in r.row)
+        returns = np.asarray(r.row["eval_return"])
+        if groups:
+            per = returns.reshape(len(groups), -1)
+            what = ", ".join(f"{g} {np.mean(x):.1f}" for g, x in zip(groups, per)) + f" (mean of {per.shape[1]} each)"
+        else:
+            what = f"{np.mean(returns):.1f} (mean of {r.seeds})"
         write(f"{prefix}step {r.env_step}/{r.total_steps} | {rate:,.1f} env steps/s per seed "
               f"({rate * r.seeds:,.1f} total) | elapsed {hms(r.wall_s)} | ETA {hms(left) if np.isfinite(left) else '?'} "
-              f"| eval return {np.mean(r.row['eval_return']):.1f} (mean of {r.seeds}){extra}")
+              f"| eval return {what}{extra}")
 
     return report
 
