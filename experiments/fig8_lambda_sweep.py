@@ -5,10 +5,13 @@ Paper: HalfCheetah, MAGE-TD3 with four values of λ (the weight of the TD term) 
 Dyna-TD3 for every λ.
 
 --scale paper: exactly that, on HalfCheetah.
---scale cpu:   Pendulum instead of HalfCheetah; 1000 env steps, evaluation
-               every 100 (10 episodes), 3 seeds; actor and critic 2×64, batch 128, model
-               8 × 2×64 (paper Pendulum sizes: actor 2×128, critic 2×384, batch 512, 8 × 2×128).
+--scale cpu:   Pendulum instead of HalfCheetah, at the `cpu` preset (configs.preset(env, algo,
+               "cpu")); 1000 env steps, evaluation every 100 (10 episodes), 3 seeds.
 --scale tiny:  seconds, for tests.
+
+The four λ values differ only in a traced hyper-parameter, so they train as ONE compiled program
+(values × seeds vmapped: `figures.program_groups`, `driver.run_sweep`); Dyna-TD3 is a second one.
+`--one-program-per-condition` compiles each on its own (to measure what sharing saves).
 
 We plot the mean and its 95% band like the other figures (the paper's Fig. 8 shows medians).
 Check (the paper's claim; the issue sets no bar): MAGE-TD3's AUC ≥ Dyna-TD3's for every λ.

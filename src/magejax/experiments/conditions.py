@@ -152,55 +152,80 @@ def _finished(run_dir: Path, config: Config, settings: dict, needs_final: bool =
 
 # ------------------------------------------------------------------------------------ one condition
 
-def run_condition(cond: Condition, out: Path, *, seeds: int, base_seed: int = 0, scale: str = "",
-                  probe: Probe | None = None, metrics: Sequence[str] = ("eval_return",),
-                  rerun: bool = False, log: Callable[[str], None] = print,
-                  final_probe: Probe | None = None) -> dict:
+def run_condition(cond: Condition, out: Path, **kwargs) -> dict:
     """Run, resume or reuse one condition; returns its summary (also written to `summary.json`).
+    Arguments as `run_conditions`'."""
+    return run_conditions([cond], out, **kwargs)[0]
 
-    A finished condition (summary present, same config and seeds) is reused; an unfinished one of
-    the same config and seeds continues from its newest checkpoint (`runs.driver`), so a killed
-    script run again ends with the files of an uninterrupted run; anything else starts afresh.
+
+def run_conditions(conds: list[Condition], out: Path, *, seeds: int, base_seed: int = 0, scale: str = "",
+                   probe: Probe | None = None, metrics: Sequence[str] = ("eval_return",),
+                   rerun: bool = False, log: Callable[[str], None] = print,
+                   final_probe: Probe | None = None) -> list[dict]:
+    """Run, resume or reuse conditions; returns their summaries (also written to `summary.json`).
+
+    Several conditions must differ only in traced hyper-parameters (`configs.hyperparams`): they
+    then train as ONE compiled program (`driver.run_sweep`), each into its own directory. A single
+    condition runs with its hyper-parameters as constants (`driver.run`).
+    Finished conditions (summary present, same config and seeds) are reused when all of them are;
+    unfinished ones of the same config and seeds continue from their newest checkpoints
+    (`runs.driver`), so a killed script run again ends with the files of an uninterrupted run;
+    anything else starts afresh.
     """
     import jax
 
     from magejax.runs import driver, progress
 
-    run_dir = out / cond.name
-    c = cond.config()
-    settings = _run_settings(seeds, base_seed, cond, scale)
-    if not rerun and _finished(run_dir, c, settings, needs_final=final_probe is not None):
-        log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {run_dir}")
-        return json.loads((run_dir / SUMMARY_FILE).read_text())
-    resume = not rerun and _same_run(run_dir, c, settings)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (SUMMARY_FILE, FINAL_FILE):  # a stale result must not outlive a rerun
-        (run_dir / stale).unlink(missing_ok=True)
-    if not resume and (run_dir / checkpoint.CHECKPOINT_DIR).is_dir():
-        shutil.rmtree(run_dir / checkpoint.CHECKPOINT_DIR)  # another run's: this one starts afresh
-    log(f"[{cond.name}] {c.env} {c.algo}: {seeds} seed(s), {c.total_steps} env steps, "
-        f"evaluation every {c.eval_every}")
-    result = driver.run(c, run_dir, seeds=seeds, seed=base_seed, resume=resume, run_settings=settings,
-                        probe=probe, on_divergence="warn", keep=2, start_if_none=True,
-                        progress_fn=progress.lines(prefix=f"[{cond.name}] ", write=log, extra_metrics=tuple(metrics)),
-                        note=lambda message: log(f"[{cond.name}] {message}"))
-    log(f"[{cond.name}] compiled in {result.compile_s:.1f} s")
+    run_dirs = [out / cond.name for cond in conds]
+    cfgs = [cond.config() for cond in conds]
+    settings = [_run_settings(seeds, base_seed, cond, scale) for cond in conds]
+    names = ", ".join(cond.name for cond in conds)
+    tag = f"[{names}] " if len(conds) == 1 else "[" + " | ".join(cond.name for cond in conds) + "] "
+    if not rerun and all(_finished(d, c, st, needs_final=final_probe is not None)
+                         for d, c, st in zip(run_dirs, cfgs, settings)):
+        for d in run_dirs:
+            log(f"[{d.name}] finished earlier with the same config and seeds: reusing {d}")
+        return [json.loads((d / SUMMARY_FILE).read_text()) for d in run_dirs]
+    resume = not rerun and all(_same_run(d, c, st) for d, c, st in zip(run_dirs, cfgs, settings))
+    for d in run_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        for stale in (SUMMARY_FILE, FINAL_FILE):  # a stale result must not outlive a rerun
+            (d / stale).unlink(missing_ok=True)
+        if not resume and (d / checkpoint.CHECKPOINT_DIR).is_dir():
+            shutil.rmtree(d / checkpoint.CHECKPOINT_DIR)  # another run's: this one starts afresh
+    c = cfgs[0]
+    together = f" in one program ({len(conds)} conditions)" if len(conds) > 1 else ""
+    log(f"{tag}{c.env} {c.algo}: {seeds} seed(s), {c.total_steps} env steps, evaluation every "
+        f"{c.eval_every}{together}")
+    common = dict(seeds=seeds, seed=base_seed, resume=resume, probe=probe, on_divergence="warn", keep=2,
+                  start_if_none=True, note=lambda message: log(f"{tag}{message}"))
+    if len(conds) == 1:
+        results = [driver.run(c, run_dirs[0], run_settings=settings[0], **common,
+                              progress_fn=progress.lines(prefix=tag, write=log, extra_metrics=tuple(metrics)))]
+    else:
+        results = driver.run_sweep(cfgs, run_dirs, run_settings=settings, **common,
+                                   progress_fn=progress.lines(prefix=tag, write=log, extra_metrics=tuple(metrics),
+                                                              groups=tuple(cond.name for cond in conds)))
+    log(f"{tag}compiled in {results[0].compile_s:.1f} s")
 
-    if final_probe is not None:
-        t = time.perf_counter()
-        trainer = make_train(c)
-        final_keys = jax.random.split(jax.random.PRNGKey(base_seed + 2), seeds)
-        values = jax.jit(jax.vmap(final_probe(trainer)))(result.state, final_keys)
-        values = {k: [float(x) for x in np.asarray(v).reshape(seeds)] for k, v in values.items()}
-        (run_dir / FINAL_FILE).write_text(json.dumps(values, indent=2) + "\n")
-        log(f"[{cond.name}] final probe ({hms(time.perf_counter() - t)}): "
-            + ", ".join(f"{k} {np.mean(v):.4g}" for k, v in values.items()))
-
-    summary = summarize_condition(run_dir, cond.name, metrics)
-    summary.update(wall_s=result.wall_s, compile_s=result.compile_s, train_s=result.train_s,
-                   env_steps_per_s_per_seed=c.total_steps / result.train_s if result.train_s > 0 else None)
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    summaries = []
+    for cond, run_dir, c, result in zip(conds, run_dirs, cfgs, results):
+        if final_probe is not None:
+            t = time.perf_counter()
+            trainer = make_train(c)
+            final_keys = jax.random.split(jax.random.PRNGKey(base_seed + 2), seeds)
+            values = jax.jit(jax.vmap(final_probe(trainer)))(result.state, final_keys)
+            values = {k: [float(x) for x in np.asarray(v).reshape(seeds)] for k, v in values.items()}
+            (run_dir / FINAL_FILE).write_text(json.dumps(values, indent=2) + "\n")
+            log(f"[{cond.name}] final probe ({hms(time.perf_counter() - t)}): "
+                + ", ".join(f"{k} {np.mean(v):.4g}" for k, v in values.items()))
+        summary = summarize_condition(run_dir, cond.name, metrics)
+        summary.update(wall_s=result.wall_s, compile_s=result.compile_s, train_s=result.train_s,
+                       env_steps_per_s_per_seed=c.total_steps / result.train_s if result.train_s > 0 else None,
+                       programs_shared_with=len(conds))
+        (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        summaries.append(summary)
+    return summaries
 
 
 def summarize_condition(run_dir: Path, name: str, metrics: Sequence[str]) -> dict:

@@ -22,7 +22,8 @@ from typing import Callable
 
 from magejax import configs
 from magejax.runs import metrics_io, plotting
-from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, run_condition, summarize_condition
+from magejax.configs import hyperparams
+from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, run_conditions, summarize_condition
 from magejax.runs.progress import hms
 
 LOG_FILE = "log.txt"
@@ -92,6 +93,9 @@ def parse_args(figure: Figure, argv=None, description: str | None = None) -> arg
     p.add_argument("--summarize-only", action="store_true",
                    help="run nothing: summarise, plot and check what is already under --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--one-program-per-condition", action="store_true",
+                   help="compile and run every condition on its own (default: conditions that differ "
+                        "only in traced hyper-parameters, e.g. Fig. 8's λ values, share one program)")
     p.add_argument("--compile-cache", metavar="DIR|off",
                    help="JAX's persistent compilation cache (default: experiments/.jax_cache): a "
                         "rerun, and a program another figure already compiled, skip XLA's 15-50 s "
@@ -162,25 +166,42 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
 
     summaries, skipped = {}, {}
     t0 = time.perf_counter()
-    for k, cond in enumerate(conditions):
-        if args.summarize_only:
+    if args.summarize_only:
+        for cond in conditions:
             if (out / cond.name / metrics_io.METRICS_FILE).exists():
                 summaries[cond.name] = summarize_condition(out / cond.name, cond.name, metrics)
-            continue
-        log(f"== {figure.name} [{args.scale}] condition {k + 1}/{len(conditions)}: {cond.name} "
-            f"(elapsed {hms(time.perf_counter() - t0)})")
+        return finish_figure(figure, out, args.scale, conditions, summaries, log, skipped)
+    runnable = []
+    for cond in conditions:
         try:
             cond.config()
         except (configs.ConfigError, ValueError) as e:  # e.g. an environment not registered here
             log(f"[{cond.name}] SKIPPED: cannot build its config: {e}")
             skipped[cond.name] = str(e)
             continue
-        summaries[cond.name] = run_condition(cond, out, seeds=args.seeds or cond.seeds or seeds,
-                                             base_seed=args.seed,
-                                             scale=args.scale, probe=figure.probe, metrics=metrics,
-                                             rerun=args.rerun, log=log,
-                                             final_probe=(figure.final_probe or {}).get(args.scale))
+        runnable.append(cond)
+    groups = program_groups(runnable, args.seeds or seeds, separately=args.one_program_per_condition)
+    for k, (group, group_seeds) in enumerate(groups):
+        log(f"== {figure.name} [{args.scale}] program {k + 1}/{len(groups)}: "
+            f"{', '.join(cond.name for cond in group)} (elapsed {hms(time.perf_counter() - t0)})")
+        results = run_conditions(group, out, seeds=group_seeds, base_seed=args.seed, scale=args.scale,
+                                 probe=figure.probe, metrics=metrics, rerun=args.rerun, log=log,
+                                 final_probe=(figure.final_probe or {}).get(args.scale))
+        summaries.update({cond.name: summary for cond, summary in zip(group, results)})
     return finish_figure(figure, out, args.scale, conditions, summaries, log, skipped)
+
+
+def program_groups(conditions: list[Condition], seeds: int, separately: bool = False) -> list[tuple[list, int]]:
+    """The conditions as (group, seeds) pairs, one compiled program each: conditions with the same
+    seed count whose configs differ only in traced hyper-parameters (`configs.hyperparams`: a
+    λ sweep, learning rates, ...) share one, in the order their first member appears.
+    separately: one program per condition (to measure what sharing saves)."""
+    groups: dict = {}
+    for cond in conditions:
+        n = cond.seeds or seeds
+        key = (n, json.dumps(hyperparams.static_part(cond.config()), sort_keys=True)) if not separately else cond.name
+        groups.setdefault(key, ([], n))[0].append(cond)
+    return list(groups.values())
 
 
 def finish_figure(figure: Figure, out: Path, scale: str, conditions: list[Condition], summaries: dict,

@@ -16,6 +16,11 @@ evaluation return or loss raises `Diverged` with a one-line message (or, with
 `on_divergence="warn"`, says so and goes on). A run killed at any moment and run again with
 `resume=True` ends with exactly the files of an uninterrupted one.
 
+`run_sweep(configs, run_dirs, seeds=...)` does the same for configs that differ only in traced
+hyper-parameters (`configs.hyperparams`: λ, γ, τ, learning rates, noise scales): one compiled
+program vmapped over values × seeds, each value written to its own normal run directory
+(`runs.run_files`), resumed together from the newest step all of them have a checkpoint at.
+
 Multi-host: every process calls `run` with the same arguments; process 0 alone touches the run
 directory (see `parallel`).
 """
@@ -112,7 +117,7 @@ def _locked(configs: list[Config], run_dirs: list, **kwargs) -> list[RunResult]:
 
 
 def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: int = 1, seed: int = 0,
-         resume: bool = False, run_settings: dict | None = None, checkpoint_every: int | None = None,
+         resume: bool = False, run_settings: dict | list[dict] | None = None, checkpoint_every: int | None = None,
          keep: int = 3, progress_fn: Callable[[ChunkReport], None] | None = None,
          probe: Callable | None = None, stop_fn: Callable[[int, dict], bool] | None = None,
          on_divergence: str = "stop", tensorboard: bool = False, start_if_none: bool = False,
@@ -122,8 +127,9 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
 
     traced: the configs' hyper-parameters are inputs of the program (a sweep), else constants (a
       single run, exactly the program `make_train(config)` describes).
-    run_settings: stored in config.json beside the config ("run"), e.g. the CLI's preset;
-      seeds and seed are always added. A fresh run writes config.json; a resumed one keeps it.
+    run_settings: stored in config.json beside the config ("run"), e.g. the CLI's preset (one
+      dict for all configs, or a list of one per config); seeds and seed are always added. A
+      fresh run writes config.json; a resumed one keeps it.
     resume: continue from the newest good checkpoint (damaged ones are moved aside); with none
       left, raise `ResumeRefused` without touching a file, or with `start_if_none` start afresh.
       A metrics.jsonl that no longer matches its checkpoint also raises `ResumeRefused`.
@@ -139,6 +145,7 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
     import jax
     import jax.numpy as jnp
 
+    from magejax import configs as configs_module
     from magejax.configs import hyperparams
     from magejax.train import METRIC_NAMES, make_train
 
@@ -148,7 +155,7 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
     t0 = time.perf_counter()
     trainer = make_train(config)
     for other in configs[1:]:
-        make_train(other)  # validates it (cheap: nothing is traced)
+        configs_module.validate(other)
     width = members * seeds
     placement = parallel.place_seeds(width)
     if placement.note:
@@ -162,11 +169,12 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
                                          in_shardings=(seed_sharding, replicated, seed_sharding),
                                          out_shardings=seed_sharding, donate_argnums=0)
     chunk_v, last_chunk_v = chunk_jit(trainer.run_chunk), chunk_jit(trainer.run_last_chunk)
-    probe_fn = jax.jit(jax.vmap(probe(trainer))) if probe is not None else None
-    # Probe keys are fixed per evaluation and seed, independent of training's own keys.
-    probe_keys = lambda i: jnp.tile(jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + 1), i), seeds),
-                                    (members, 1))
     part = lambda tree, i: jax.tree.map(lambda x: x[i * seeds:(i + 1) * seeds], tree)  # member i's seeds
+    # A probe sees each config's own agent (its hyper-parameters as constants), on that config's seeds.
+    probe_fns = [jax.jit(jax.vmap(probe(make_train(c) if members > 1 else trainer))) for c in configs] \
+        if probe is not None else None
+    # Probe keys are fixed per evaluation and seed, independent of training's own keys.
+    probe_keys = lambda i: jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed + 1), i), seeds)
 
     def chunk_index(c: int):  # replicated over the mesh: every device runs the same chunk
         return placement.put(np.int32(c), replicated) if placement.mesh is not None else jnp.int32(c)
@@ -174,8 +182,10 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
     def host_row(state, row, i: int) -> dict:
         row = parallel.to_host(row)
         row = {name: np.asarray(row[name]) for name in METRIC_NAMES}  # the documented column order
-        if probe_fn is not None:
-            row.update({k: np.asarray(v) for k, v in parallel.to_host(probe_fn(state, probe_keys(i))).items()})
+        if probe_fns is not None:
+            probed = [parallel.to_host(fn(state if members == 1 else part(state, m), probe_keys(i)))
+                      for m, fn in enumerate(probe_fns)]
+            row.update({k: np.concatenate([np.asarray(p[k]) for p in probed]) for k in probed[0]})
         return row
 
     abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), jax.eval_shape(start_v, keys, hp)[0])
@@ -211,8 +221,9 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
         if found is not None and "error" in found:
             raise ResumeRefused(found["error"])
         if found is None:
-            for f in files:
-                f.start_fresh({**(run_settings or {}), "seeds": seeds, "seed": seed})
+            settings = run_settings if isinstance(run_settings, list) else [run_settings] * members
+            for f, extra in zip(files, settings):
+                f.start_fresh({**(extra or {}), "seeds": seeds, "seed": seed})
             state, first_row = start_v(keys, hp)
             first, train_s, wall_before, resumed_from = 0, 0.0, 0.0, None
         else:
