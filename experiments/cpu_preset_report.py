@@ -18,7 +18,7 @@ THRESHOLD = -250.0
 
 
 def _row(name: str, timing: dict, summary: dict | None) -> dict:
-    t = timing.get(name, {})
+    t = timing.get(name) or timing.get(name.removesuffix("_nonorm"), {})  # a _nonorm twin: same cost
     row = dict(setting=name, ms_per_env_step_5_seeds=t.get("ms_per_env_step"), compile_s=t.get("compile_s"),
                timing_load=t.get("load_1min_before"))
     if summary is not None:
@@ -34,7 +34,7 @@ def _row(name: str, timing: dict, summary: dict | None) -> dict:
 
 def write(runs: Path, results: Path, settings: dict) -> None:
     timing = json.loads((results / "timing.json").read_text()) if (results / "timing.json").exists() else {}
-    order = sorted(settings, key=lambda n: timing.get(n, {}).get("ms_per_env_step", float("inf")))
+    order = sorted(settings, key=lambda n: (timing.get(n) or timing.get(n.removesuffix("_nonorm"), {})).get("ms_per_env_step", float("inf")))
     rows, panels = [], {}
     for name in order:
         summary_path = runs / name / "summary.json"

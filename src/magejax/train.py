@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from magejax import configs, envs, replay
 from magejax.agents import planning
 from magejax.models import normalization
+from magejax.models import training as model_training
 from magejax.configs import Config, hyperparams
 from magejax.models.dynamics import ModelState
 from magejax.envs import Env, EnvState
@@ -43,14 +44,13 @@ Losses are chunk means over the steps where they were computed; `nonfinite_losse
 steps of the chunk in which a computed loss was NaN or infinite (the means skip NaN, so this
 count is what reveals a divergence). `model_heldout_nll` / `model_heldout_mse` are the model's
 NLL and MSE (same definitions as `model_nll` / `model_mse`: `EnsembleModel.nll_loss`, normalised
-units, member mean) at the evaluation, on `HELDOUT_BATCH` transitions of the held-out slice
+units, member mean) at the evaluation, on `models.training.HELDOUT_BATCH` transitions of the held-out slice
 (`replay.heldout_indices`), which model training never samples. `reward_mse` /
 `reward_heldout_mse` are the learned reward's MSE in reward units² (`RewardModel.mse_loss`) on
 the last training batch and on the same held-out transitions (NaN unless `reward="learned"`).
 `temperature` and `entropy` are MAAC's α and its policy's mean −log π(a|s) at buffer states."""
 MODEL_METRIC_NAMES = ("model_nll", "model_mse")
 REWARD_METRIC_NAMES = ("reward_mse",)
-HELDOUT_BATCH = 1024
 
 
 @chex.dataclass
@@ -202,54 +202,6 @@ def _loop(config: Config, env: Env, agent: Agent) -> _Loop:
             env_state=env.reset(env_key), episode_return=jnp.zeros(()),
             last_return=jnp.full((), jnp.nan, jnp.float32), key=key)
 
-    def train_model(state: TrainState, key: jax.Array) -> tuple[ModelState, dict]:
-        """`model_train_batches` NLL steps, each member on its own uniform mini-batch."""
-        model_state = model.with_stats(state.model, state.input_stats, state.delta_stats)
-        # Never the held-out slice: it measures generalisation (`heldout_model_metrics`).
-        indices = replay.sample_model_indices(state.buffer, key, (c.model_train_batches, c.ensemble_size,
-                                                                  c.model_batch_size))
-
-        def body(model_state, idx):
-            batch = replay.gather(state.buffer, idx)  # leaves (E, N, ·)
-            return model.train_step(model_state, batch.obs, batch.action, batch.next_obs)
-
-        model_state, metrics = jax.lax.scan(body, model_state, indices)
-        bad = jnp.any(~jnp.isfinite(metrics["model_nll"])).astype(jnp.float32)
-        return model_state, {**jax.tree.map(lambda m: m[-1], metrics), "nonfinite": bad}
-
-    def train_reward(state: TrainState, key: jax.Array) -> tuple[RewardState, dict]:
-        """`model_train_batches` MSE steps of the learned reward on uniform mini-batches."""
-        reward_state = reward_model.with_stats(state.reward_model)
-        # Never the held-out slice, as for the dynamics model.
-        indices = replay.sample_model_indices(state.buffer, key, (c.model_train_batches, c.model_batch_size))
-
-        def body(reward_state, idx):
-            b = replay.gather(state.buffer, idx)
-            return reward_model.train_step(reward_state, b.obs, b.action, b.next_obs, b.reward)
-
-        reward_state, metrics = jax.lax.scan(body, reward_state, indices)
-        bad = jnp.any(~jnp.isfinite(metrics["reward_mse"])).astype(jnp.float32)
-        return reward_state, {**jax.tree.map(lambda m: m[-1], metrics), "nonfinite": bad}
-
-    def heldout_model_metrics(state: TrainState) -> dict:
-        """Model NLL and MSE (every member on the same transitions) and the learned reward's MSE
-        on the held-out slice; NaN for what the run does not learn."""
-        nan = jnp.full((), jnp.nan, jnp.float32)
-        batch = replay.gather(state.buffer, replay.heldout_indices(state.buffer, HELDOUT_BATCH))
-        empty = state.buffer.size == 0
-        metrics = {"model_heldout_nll": nan, "model_heldout_mse": nan, "reward_heldout_mse": nan}
-        if model is not None:
-            tile = lambda x: jnp.broadcast_to(x, (c.ensemble_size,) + x.shape)  # (E, N, ·)
-            _, m = model.nll_loss(state.model.params, state.model, tile(batch.obs), tile(batch.action),
-                                  tile(batch.next_obs))
-            metrics.update(model_heldout_nll=jnp.where(empty, nan, m["model_nll"]),
-                           model_heldout_mse=jnp.where(empty, nan, m["model_mse"]))
-        if reward_model is not None:
-            _, m = reward_model.mse_loss(state.reward_model.params, state.reward_model, batch.obs,
-                                         batch.action, batch.next_obs, batch.reward)
-            metrics.update(reward_heldout_mse=jnp.where(empty, nan, m["reward_mse"]))
-        return metrics
-
     def agent_updates(state: TrainState, step: jax.Array, key: jax.Array) -> tuple[AgentState, dict]:
         """`num_updates` update steps on fresh uniform batches; metrics averaged over them."""
         first_update = (step + 1 - c.warmup_steps) * num_updates
@@ -301,7 +253,8 @@ def _loop(config: Config, env: Env, agent: Agent) -> _Loop:
         metrics = {}
         train_now = (step + 1) % c.model_train_every == 0
         if model is not None:
-            trained = lambda s: train_model(s, model_key)
+            trained = lambda s: model_training.train_model(c, model, s.model, s.buffer, s.input_stats,
+                                                             s.delta_stats, model_key)
             skipped = lambda s: (s.model, {**_nan_metrics(MODEL_METRIC_NAMES), "nonfinite": jnp.zeros(())})
             model_state, model_metrics = jax.lax.cond(train_now, trained, skipped, state)
             state = state.replace(model=model_state)
@@ -309,7 +262,8 @@ def _loop(config: Config, env: Env, agent: Agent) -> _Loop:
             metrics.update(model_metrics, model_nonfinite=model_nonfinite)
         if reward_model is not None:
             # Its own key, derived so that the dynamics model's stream stays what it was.
-            trained = lambda s: train_reward(s, jax.random.fold_in(model_key, 1))
+            trained = lambda s: model_training.train_reward(c, reward_model, s.reward_model, s.buffer,
+                                                              jax.random.fold_in(model_key, 1))
             skipped = lambda s: (s.reward_model, {**_nan_metrics(REWARD_METRIC_NAMES),
                                                   "nonfinite": jnp.zeros(())})
             reward_state, reward_metrics = jax.lax.cond(train_now, trained, skipped, state)
@@ -349,7 +303,8 @@ def _loop(config: Config, env: Env, agent: Agent) -> _Loop:
             state, step_metrics = jax.lax.scan(env_step, state, steps)
             key, eval_key = jax.random.split(state.key)
             returns = evaluate(state, eval_key)
-            row = {**summarize(step_metrics, returns, state.last_return), **heldout_model_metrics(state)}
+            row = {**summarize(step_metrics, returns, state.last_return), **model_training.heldout_metrics(
+                c, model, state.model, reward_model, state.reward_model, state.buffer)}
             return state.replace(key=key), row
 
         return run_chunk
