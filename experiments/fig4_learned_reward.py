@@ -51,9 +51,9 @@ def conditions(scale: str) -> list[ex.Condition]:
 
 
 def _overlap(a: dict, b: dict) -> bool:
-    """Each mean lies in the other's 95% interval."""
-    (alo, ahi), (blo, bhi) = a["ci95"], b["ci95"]
-    return None not in (alo, ahi, blo, bhi) and alo <= b["mean"] <= ahi and blo <= a["mean"] <= bhi
+    """Each IQM lies in the other's 95% bootstrap interval."""
+    (alo, ahi), (blo, bhi) = a["iqm_ci95"], b["iqm_ci95"]
+    return None not in (alo, ahi, blo, bhi) and alo <= b["iqm"] <= ahi and blo <= a["iqm"] <= bhi
 
 
 def bars(summaries: dict, scale: str) -> list[fig.Bar]:
@@ -67,10 +67,10 @@ def bars(summaries: dict, scale: str) -> list[fig.Bar]:
                 if a is None or b is None:
                     out.append(fig.Bar(f"{claim} ({which})", None, f"not run: {true} or {learned}"))
                     continue
-                holds = a["mean"] is not None and b["mean"] is not None and _overlap(a, b)
+                holds = a["iqm"] is not None and b["iqm"] is not None and _overlap(a, b)
                 out.append(fig.Bar(f"{claim} ({which})", holds,
                                    f"{which} return: learned {fig.fmt(b)} vs true {fig.fmt(a)}; "
-                                   f"holds = each mean inside the other's 95% CI"))
+                                   f"holds = each IQM inside the other's 95% bootstrap CI"))
     return out
 
 

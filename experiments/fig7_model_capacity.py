@@ -62,15 +62,15 @@ def bars(summaries: dict, scale: str) -> list[fig.Bar]:
         for algo in ALGOS:
             base = fig.stat(summaries, f"{env}/{algo}-default")
             reduced = fig.stat(summaries, f"{env}/{algo}-{capacity}")
-            if base is None or reduced is None or base["mean"] is None or reduced["mean"] is None:
+            if base is None or reduced is None or base["iqm"] is None or reduced["iqm"] is None:
                 break
-            loss[algo] = base["mean"] - reduced["mean"]
+            loss[algo] = base["iqm"] - reduced["iqm"]
         if len(loss) < 2:
             out.append(fig.Bar(claim, None, "not run, or non-finite: a default or reduced run is missing"))
             continue
         holds = loss["mage"] <= loss["dyna"]
         out.append(fig.Bar(claim, holds, f"AUC lost to the {capacity} model: MAGE-TD3 {loss['mage']:.4g}, "
-                                        f"Dyna-TD3 {loss['dyna']:.4g} (default minus reduced, means over seeds)"))
+                                        f"Dyna-TD3 {loss['dyna']:.4g} (default minus reduced, IQM over seeds)"))
     return out
 
 

@@ -43,6 +43,7 @@ import optax
 from magejax.agents import critic
 from magejax.analysis import lqr
 from magejax.models import normalization
+from magejax.analysis import statistics
 from magejax.runs import plotting
 from magejax.models.dynamics import EnsembleModel
 
@@ -155,7 +156,7 @@ def relative_errors(grads, true_grad) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cell(values) -> str:
-    mean, lo, hi = (float(v[0]) for v in plotting.confidence_band(np.asarray(values)[:, None]))
+    mean, lo, hi = (float(v[0]) for v in statistics.mean_t_interval(np.asarray(values)[:, None]))
     return f"{mean:.3f} ({lo:.3f} .. {hi:.3f})"
 
 

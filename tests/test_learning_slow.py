@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from magejax import configs
+from magejax.analysis import statistics
 from magejax.runs import plotting
 from magejax.train import make_train
 
@@ -33,7 +34,7 @@ def _curves(algo: str):
 def test_mage_solves_pendulum_and_learns_at_least_as_fast_as_baselines():
     curves = {algo: _curves(algo) for algo in ("mage", "dyna", "td3", "td3-utd")}
     steps, mage = curves["mage"]
-    mean, lo, hi = plotting.confidence_band(mage)
+    mean, lo, hi = statistics.mean_t_interval(mage)
     print(f"MAGE-TD3 final eval return {mean[-1]:.1f} (95% CI {lo[-1]:.1f} .. {hi[-1]:.1f})")
     assert mean[-1] >= -250.0
     auc = {algo: np.trapezoid(r.mean(0), s) for algo, (s, r) in curves.items()}

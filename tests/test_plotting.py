@@ -1,9 +1,10 @@
-"""Confidence bands against hand computation, and the PNG writer."""
+"""Student-t intervals against hand computation (`analysis.statistics`), and the PNG writer."""
 import math
 
 import numpy as np
 import pytest
 
+from magejax.analysis import statistics
 from magejax.runs import plotting
 
 
@@ -11,7 +12,7 @@ def test_band_matches_hand_computation():
     # 5 seeds -> 4 degrees of freedom, t_{0.975,4} = 2.776445; column 0 is 1..5: mean 3,
     # sample std sqrt(2.5), half-width 2.776445 * sqrt(2.5) / sqrt(5) = 1.963243.
     values = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [4.0, 10.0], [5.0, 10.0]])
-    mean, lo, hi = plotting.confidence_band(values)
+    mean, lo, hi = statistics.mean_t_interval(values)
     assert mean == pytest.approx([3.0, 10.0])
     assert lo == pytest.approx([3.0 - 1.963243, 10.0], abs=1e-5)
     assert hi == pytest.approx([3.0 + 1.963243, 10.0], abs=1e-5)
@@ -19,7 +20,7 @@ def test_band_matches_hand_computation():
 
 def test_one_seed_band_collapses_to_mean():
     values = np.array([[1.0, -2.0, 3.5]])
-    mean, lo, hi = plotting.confidence_band(values)
+    mean, lo, hi = statistics.mean_t_interval(values)
     np.testing.assert_array_equal(mean, values[0])
     np.testing.assert_array_equal(lo, values[0])
     np.testing.assert_array_equal(hi, values[0])
@@ -29,14 +30,14 @@ def test_one_seed_band_collapses_to_mean():
                                           (10, 2.228139), (30, 2.042272), (40, 2.021075),
                                           (100, 1.983972), (10**6, 1.959966)])
 def test_t_quantiles(df, expected):
-    assert plotting.t_quantile_975(df) == pytest.approx(expected, abs=2e-6)
+    assert statistics.t_quantile_975(df) == pytest.approx(expected, abs=2e-6)
 
 
 def test_bad_shapes_rejected():
     with pytest.raises(ValueError):
-        plotting.confidence_band(np.zeros(3))
+        statistics.mean_t_interval(np.zeros(3))
     with pytest.raises(ValueError):
-        plotting.confidence_band(np.zeros((0, 3)))
+        statistics.mean_t_interval(np.zeros((0, 3)))
 
 
 def test_plot_writes_png(tmp_path):
@@ -71,14 +72,18 @@ def test_panels_and_log_scale(tmp_path):
         plotting.plot_panels({}, tmp_path / "none.png")
 
 
-def test_band_from_three_seeds_on_and_every_seed_drawn_when_asked():
+def test_iqm_band_within_the_seeds_and_every_seed_drawn():
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
     steps = np.array([0, 100, 200])
-    for seeds, bands in ((2, 0), (3, 1)):
+    for seeds, bands in ((1, 0), (2, 1), (5, 1)):
         ax = Figure().add_subplot()
-        values = np.arange(seeds * 3, dtype=float).reshape(seeds, 3)
-        plotting._draw(ax, {"mage": (steps, values)}, "return", "steps", "linear", per_seed=True)
-        assert sum(isinstance(c, PolyCollection) for c in ax.collections) == bands
-        assert len(ax.lines) == 1 + seeds  # the mean, then every seed thinly
+        values = -np.arange(seeds * 3, dtype=float).reshape(seeds, 3) ** 2
+        plotting._draw(ax, {"mage": (steps, values)}, "return", "steps", "linear")
+        polys = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(polys) == bands
+        assert len(ax.lines) == 1 + seeds  # the IQM, then every seed thinly
+        if polys:  # the band never leaves the range of the seeds (a t band from few seeds does)
+            ys = np.concatenate([path.vertices[:, 1] for path in polys[0].get_paths()])
+            assert values.min() - 1e-9 <= ys.min() and ys.max() <= values.max() + 1e-9

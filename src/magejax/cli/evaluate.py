@@ -7,7 +7,7 @@ evaluation. `--seed S` (default 0) picks the evaluation's key stream: run seed i
 episodes of key `split(PRNGKey(S), seeds)[i]` (their initial states, and the planner's sampling),
 so the same S replays the same episodes and another S draws new ones; which policy is evaluated
 does not depend on it. Prints each seed's mean return with a 95% t-interval over its episodes,
-then the mean of the seed means with a 95% t-interval over seeds (`runs.plotting.confidence_band`,
+then the mean of the seed means with a 95% t-interval over seeds (`analysis.statistics.mean_t_interval`,
 the statistics of the learning curves). Nothing in the run directory changes, except that a
 damaged checkpoint is moved to `damaged_checkpoints/` as a resume would.
 """
@@ -19,6 +19,7 @@ import numpy as np
 
 from magejax import configs
 from magejax.cli.args import UsageError, check_seed
+from magejax.analysis import statistics
 from magejax.runs import plotting, trained
 
 
@@ -42,7 +43,7 @@ def restore(run: trained.RunInfo, trainer) -> trained.Restored:
 
 def interval(values: np.ndarray, unit: str) -> str:
     """'mean (95% CI lo .. hi)' of the 1-D `values`, or the mean alone when there is one value."""
-    mean, lo, hi = (float(x[0]) for x in plotting.confidence_band(np.asarray(values, np.float64)[:, None]))
+    mean, lo, hi = (float(x[0]) for x in statistics.mean_t_interval(np.asarray(values, np.float64)[:, None]))
     if len(values) < 2:
         return f"{mean:.1f} (one {unit}: no interval)"
     return f"{mean:.1f} (95% CI {lo:.1f} .. {hi:.1f})"

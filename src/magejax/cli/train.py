@@ -12,6 +12,7 @@ from magejax import configs
 from magejax.cli import video_every
 from magejax.cli.args import (OVERRIDES, RUN_DEFAULTS, RUN_FILES, TENSORBOARD_DIR,
                               VIDEO_DIR, UsageError, check_seed)
+from magejax.analysis import statistics
 from magejax.runs import interrupts, metrics_io, plotting
 from magejax.runs.run_dir import CHECKPOINT_DIR, checkpoint_steps
 
@@ -251,7 +252,7 @@ def write_results(out: Path, config: configs.Config, seeds: int, base_seed: int,
     title = f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})"
     write_result(out / "curve.png", result.env_step, lambda path: plotting.plot_learning_curves(
         {config.algo: (steps, returns)}, path, title=title, per_seed=True))
-    mean, lo, hi = (float(x[-1]) for x in plotting.confidence_band(returns))
+    mean, lo, hi = (float(x[-1]) for x in statistics.mean_t_interval(returns))
     rate = config.total_steps / result.train_s if result.train_s > 0 else float("nan")
     summary = {
         "env": config.env, "algo": config.algo, "seeds": seeds, "base_seed": base_seed,

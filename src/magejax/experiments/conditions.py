@@ -15,7 +15,8 @@ Files of a condition, under the figure's output directory (`magejax.experiments.
   and final.json when the figure has a final probe (per-seed values measured once on the trained
   state)
 
-Statistics (`curve_stats`), per seed and then mean with the 95% Student-t interval over seeds:
+Statistics (`curve_stats`), per seed and then over seeds: the interquartile mean (IQM) and the
+mean, each with its stratified-bootstrap 95% interval (Agarwal et al. 2021, `analysis.statistics`):
 `final` is the last evaluation; `auc` the area under the curve divided by its length in env
 steps (the mean value over training, in the metric's own units), over the evaluations finite in
 every seed; `max` the best evaluation (the TD3 paper's "maximum average return").
@@ -33,7 +34,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from magejax import configs
-from magejax.runs import checkpoint, metrics_io, plotting
+from magejax.analysis import statistics
+from magejax.runs import checkpoint, metrics_io
 from magejax.runs.progress import hms
 from magejax.configs import Config
 from magejax.train import make_train
@@ -100,10 +102,13 @@ e.g. evaluation with a planner)."""
 # ------------------------------------------------------------------------------------ statistics
 
 def _mean_ci(per_seed: np.ndarray) -> dict:
-    mean, lo, hi = (float(x[0]) for x in plotting.confidence_band(per_seed[:, None]))
-    return {"mean": _finite_or_none(mean), "ci95": [_finite_or_none(lo), _finite_or_none(hi)],
-            "std": _finite_or_none(float(np.std(per_seed, ddof=1))) if len(per_seed) > 1 else None,
-            "per_seed": [_finite_or_none(float(x)) for x in per_seed]}
+    """IQM and mean over seeds, each with its stratified-bootstrap 95% CI (`analysis.statistics`)."""
+    r = statistics.iqm_interval(per_seed)
+    fin = _finite_or_none
+    return {"iqm": fin(r["iqm"]), "iqm_ci95": [fin(x) for x in r["iqm_ci95"]],
+            "mean": fin(r["mean"]), "ci95": [fin(x) for x in r["mean_ci95"]],
+            "std": fin(float(np.std(per_seed, ddof=1))) if len(per_seed) > 1 else None,
+            "per_seed": [fin(float(x)) for x in per_seed]}
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -183,9 +188,13 @@ def run_conditions(conds: list[Condition], out: Path, *, seeds: int, base_seed: 
     tag = f"[{names}] " if len(conds) == 1 else "[" + " | ".join(cond.name for cond in conds) + "] "
     if not rerun and all(_finished(d, c, st, needs_final=final_probe is not None)
                          for d, c, st in zip(run_dirs, cfgs, settings)):
-        for d in run_dirs:
-            log(f"[{d.name}] finished earlier with the same config and seeds: reusing {d}")
-        return [json.loads((d / SUMMARY_FILE).read_text()) for d in run_dirs]
+        summaries = []
+        for cond, d in zip(conds, run_dirs):
+            log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {d}")
+            # Statistics from the rows again (they may be newer than the stored summary's), timings kept.
+            saved = json.loads((d / SUMMARY_FILE).read_text())
+            summaries.append({**saved, **summarize_condition(d, cond.name, metrics)})
+        return summaries
     resume = not rerun and all(_same_run(d, c, st) for d, c, st in zip(run_dirs, cfgs, settings))
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from magejax import configs
+from magejax.analysis import statistics
 from magejax.runs import metrics_io, plotting
 from magejax.configs import hyperparams
 from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, run_conditions, summarize_condition
@@ -232,18 +233,18 @@ def finish_figure(figure: Figure, out: Path, scale: str, conditions: list[Condit
 
 
 def fmt(stat: dict) -> str:
-    """"mean (lo .. hi)" of a `curve_stats` entry."""
-    mean, (lo, hi) = stat["mean"], stat["ci95"]
-    if mean is None:
+    """"IQM (lo .. hi)" of a `curve_stats` entry: interquartile mean over seeds, bootstrap 95% CI."""
+    iqm, (lo, hi) = stat["iqm"], stat["iqm_ci95"]
+    if iqm is None:
         return "n/a"
-    return f"{mean:.4g} ({lo:.4g} .. {hi:.4g})" if lo is not None else f"{mean:.4g}"
+    return f"{iqm:.4g} ({lo:.4g} .. {hi:.4g})" if lo is not None else f"{iqm:.4g}"
 
 
 def summary_table(figure: Figure, scale: str, conditions: list[Condition], summaries: dict,
                   bars: list[Bar]) -> str:
     """Markdown: one row per condition and summarised metric, then the checks."""
     lines = [f"# {figure.title} ({scale} scale)", "",
-             "| condition | seeds | env steps | metric | final (95% CI) | AUC (95% CI) | max (95% CI) | env steps/s per seed |",
+             "| condition | seeds | env steps | metric | final: IQM (95% CI) | AUC: IQM (95% CI) | max: IQM (95% CI) | env steps/s per seed |",
              "|---|---|---|---|---|---|---|---|"]
     for cond in conditions:
         s = summaries[cond.name]
@@ -254,7 +255,8 @@ def summary_table(figure: Figure, scale: str, conditions: list[Condition], summa
         for metric, st in s.get("final_probe", {}).items():  # measured once, at the end
             lines.append(f"| {cond.name} | {s['seeds']} | {s['env_steps']} | {metric} (end of training) "
                          f"| {fmt(st)} | | | |")
-    lines += ["", *[f"- {b.line()}" for b in bars], ""]
+    lines += ["", "IQM: interquartile mean over seeds; 95% CI: stratified bootstrap (Agarwal et al. 2021, rliable).",
+              "", *[f"- {b.line()}" for b in bars], ""]
     return "\n".join(lines)
 
 
@@ -268,28 +270,32 @@ def stat(summaries: dict, name: str, metric: str = "eval_return", which: str = "
 
 def compare_bar(claim: str, summaries: dict, better: str, worse: str, *, metric: str = "eval_return",
                 which: str = "auc", what: str = "AUC of the evaluation return") -> Bar:
-    """Holds if `better`'s mean `which` is >= `worse`'s (means over seeds, CIs shown)."""
+    """Holds if `better`'s IQM over seeds of `which` is >= `worse`'s. The detail gives both IQMs
+    with their bootstrap CIs and the probability of improvement P(better > worse) with its CI
+    (Agarwal et al. 2021); the verdict uses the IQMs alone (fixed before the runs)."""
     a, b = stat(summaries, better, metric, which), stat(summaries, worse, metric, which)
     if a is None or b is None:
         missing = [n for n, x in ((better, a), (worse, b)) if x is None]
         return Bar(claim, None, f"not run: {', '.join(missing)}")
-    if a["mean"] is None or b["mean"] is None:
+    if a["iqm"] is None or b["iqm"] is None:
         return Bar(claim, False, f"{what}: non-finite ({better} {fmt(a)}, {worse} {fmt(b)})")
-    holds = a["mean"] >= b["mean"]
+    holds = a["iqm"] >= b["iqm"]
+    poi = statistics.probability_of_improvement(a["per_seed"], b["per_seed"])
     return Bar(claim, holds, f"{what}: {better} {fmt(a)} {'>=' if holds else '<'} {worse} {fmt(b)} "
-                             f"(mean over seeds, 95% CI)")
+                             f"(IQM over seeds, 95% bootstrap CI); P({better} > {worse}) = {poi['p']:.2f} "
+                             f"({poi['ci95'][0]:.2f} .. {poi['ci95'][1]:.2f})")
 
 
 def ratio_bar(claim: str, summaries: dict, low: str, high: str, factor: float, *, metric: str,
               which: str = "final") -> Bar:
-    """Holds if `high`'s mean `which` of `metric` is at least `factor` times `low`'s (both > 0)."""
+    """Holds if `high`'s IQM over seeds of `which` `metric` is at least `factor` times `low`'s (both > 0)."""
     a, b = stat(summaries, low, metric, which), stat(summaries, high, metric, which)
     if a is None or b is None:
         missing = [n for n, x in ((low, a), (high, b)) if x is None]
         return Bar(claim, None, f"not run: {', '.join(missing)}")
-    if a["mean"] is None or b["mean"] is None or a["mean"] < 0 or b["mean"] <= 0:
+    if a["iqm"] is None or b["iqm"] is None or a["iqm"] < 0 or b["iqm"] <= 0:
         return Bar(claim, False, f"{which} {metric}: not positive and finite ({low} {fmt(a)}, {high} {fmt(b)})")
-    ratio = b["mean"] / a["mean"] if a["mean"] > 0 else math.inf
+    ratio = b["iqm"] / a["iqm"] if a["iqm"] > 0 else math.inf
     holds = ratio >= factor
     return Bar(claim, holds, f"{which} {metric}: {high} {fmt(b)} / {low} {fmt(a)} = {ratio:.3g} "
-                             f"{'>=' if holds else '<'} {factor:g} (means over seeds, 95% CI)")
+                             f"{'>=' if holds else '<'} {factor:g} (IQM over seeds, 95% bootstrap CI)")
