@@ -163,12 +163,14 @@ def _run(configs: list[Config], run_dirs: list[Path], *, traced: bool, seeds: in
     seed_sharding, replicated = placement.seeds, placement.replicated
     keys = placement.put(jnp.tile(jax.random.split(jax.random.PRNGKey(seed), seeds), (members, 1)))
     hp = placement.put(hyperparams.stack(configs, seeds)) if traced else None
-    start_v = placement.jit(jax.vmap(trainer.start), in_shardings=(seed_sharding, seed_sharding),
+    # A single run calls the trainer without `hp`, so a custom Trainer without it works too.
+    takes_hp = (lambda fn: fn) if traced else (lambda fn: lambda *args: fn(*args[:-1]))
+    start_v = placement.jit(jax.vmap(takes_hp(trainer.start)), in_shardings=(seed_sharding, seed_sharding),
                             out_shardings=seed_sharding)
     chunk_jit = lambda fn: placement.jit(jax.vmap(fn, in_axes=(0, None, 0)),
                                          in_shardings=(seed_sharding, replicated, seed_sharding),
                                          out_shardings=seed_sharding, donate_argnums=0)
-    chunk_v, last_chunk_v = chunk_jit(trainer.run_chunk), chunk_jit(trainer.run_last_chunk)
+    chunk_v, last_chunk_v = chunk_jit(takes_hp(trainer.run_chunk)), chunk_jit(takes_hp(trainer.run_last_chunk))
     part = lambda tree, i: jax.tree.map(lambda x: x[i * seeds:(i + 1) * seeds], tree)  # member i's seeds
     # A probe sees each config's own agent (its hyper-parameters as constants), on that config's seeds.
     probe_fns = [jax.jit(jax.vmap(probe(make_train(c) if members > 1 else trainer))) for c in configs] \
