@@ -154,7 +154,7 @@ def sweep(args) -> int:
     width = max(len(n) for n in names)
     for row in rows:
         mean, (lo, hi) = row["final_eval_return_mean"], row["final_eval_return_ci95"]
-        shown = f"{mean:.1f} (95% CI {lo:.1f} .. {hi:.1f})" if math.isfinite(mean) else "non-finite"
+        shown = f"{mean:.1f} (95% bootstrap CI {lo:.1f} .. {hi:.1f})" if math.isfinite(mean) else "non-finite"
         print(f"{row['name']:<{width}}  final eval return {shown}")
     print(f"{len(names)} values x {seeds} seed(s) in one program: compiled in {first.compile_s:.1f} s, "
           f"{progress.hms(first.wall_s)} in all; plot: {out / 'curves.png'}")

@@ -236,7 +236,8 @@ def train(args) -> int:
     summary = write_results(out, config, seeds, run["seed"], result)
     mean, (lo, hi) = summary["final_eval_return_mean"], summary["final_eval_return_ci95"]
     per_seed = ", ".join(f"{x:.1f}" for x in summary["final_eval_return_per_seed"])
-    print(f"final eval return {mean:.1f} (95% CI {lo:.1f} .. {hi:.1f}, {seeds} seed(s): {per_seed}) "
+    print(f"final eval return {mean:.1f} (95% bootstrap CI {lo:.1f} .. {hi:.1f}; IQM "
+          f"{summary['final_eval_return_iqm']:.1f}; {seeds} seed(s): {per_seed}) "
           f"in {progress.hms(result.wall_s)}; plot: {out / 'curve.png'}")
     return 0
 
@@ -252,12 +253,13 @@ def write_results(out: Path, config: configs.Config, seeds: int, base_seed: int,
     title = f"{config.algo} on {config.env} ({seeds} seed{'s' * (seeds > 1)})"
     write_result(out / "curve.png", result.env_step, lambda path: plotting.plot_learning_curves(
         {config.algo: (steps, returns)}, path, title=title, per_seed=True))
-    mean, lo, hi = (float(x[-1]) for x in statistics.mean_t_interval(returns))
+    final = statistics.iqm_interval(returns[:, -1])  # bootstrap intervals: they stay within the seeds
     rate = config.total_steps / result.train_s if result.train_s > 0 else float("nan")
     summary = {
         "env": config.env, "algo": config.algo, "seeds": seeds, "base_seed": base_seed,
         "env_steps": config.total_steps,
-        "final_eval_return_mean": mean, "final_eval_return_ci95": [lo, hi],
+        "final_eval_return_mean": final["mean"], "final_eval_return_ci95": final["mean_ci95"],
+        "final_eval_return_iqm": final["iqm"], "final_eval_return_iqm_ci95": final["iqm_ci95"],
         "final_eval_return_per_seed": [float(x) for x in returns[:, -1]],
         # Identical for an uninterrupted run and a killed-and-resumed one.
         "final_state_sha256": checkpoint.state_digest(result.state),
