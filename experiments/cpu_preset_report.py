@@ -20,7 +20,7 @@ THRESHOLD = -250.0
 def _row(name: str, timing: dict, summary: dict | None) -> dict:
     t = timing.get(name) or timing.get(name.removesuffix("_nonorm"), {})  # a _nonorm twin: same cost
     row = dict(setting=name, ms_per_env_step_5_seeds=t.get("ms_per_env_step"), compile_s=t.get("compile_s"),
-               timing_load=t.get("load_1min_before"))
+               timing_load=t.get("load_1min_before"), timing_of_twin=name not in timing and bool(t))
     if summary is not None:
         hits = summary["first_hit_step"]
         reached = [h for h in hits if h is not None]
@@ -69,7 +69,8 @@ def write(runs: Path, results: Path, settings: dict) -> None:
         reached = f"{r['seeds_reached']}/5" if "seeds_reached" in r else "–"
         finals = ", ".join(fmt(x) for x in r["final_returns"]) if "final_returns" in r else ""
         label = r["setting"] + (" **(chosen)**" if r["setting"] == chosen else "")
-        lines.append(f"| {label} | {fmt(r['ms_per_env_step_5_seeds'])} | {fmt(r['compile_s'])} | {reached} | "
+        twin = " (its twin's, not timed)" if r.get("timing_of_twin") else ""
+        lines.append(f"| {label} | {fmt(r['ms_per_env_step_5_seeds'])}{twin} | {fmt(r['compile_s'])}{twin} | {reached} | "
                      f"{hit_text} | {fmt(r.get('median_first_hit'))} | {stopped} | {finals} |")
     (results / "sweep.md").write_text("\n".join(lines) + "\n")
     if panels:
