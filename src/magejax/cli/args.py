@@ -38,6 +38,17 @@ def check_seed(seed: int) -> None:
         raise UsageError(f"--seed: must be in [0, 2**32), got {seed}")
 
 
+def fill_run_defaults(args) -> None:
+    """A new run's (or sweep's) `RUN_DEFAULTS` for the flags not given, then `--seeds` and
+    `--seed` checked (train and sweep)."""
+    for name, value in RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
+    check_seed(args.seed)
+
+
 class UsageError(Exception):
     """Bad input: reported as one line and exit code 2."""
 

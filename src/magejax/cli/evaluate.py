@@ -20,7 +20,7 @@ import numpy as np
 from magejax import configs
 from magejax.cli.args import UsageError, check_seed
 from magejax.analysis import statistics
-from magejax.runs import plotting, trained
+from magejax.runs import trained
 
 
 def read_run(run_dir) -> trained.RunInfo:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from magejax import configs
 from magejax.cli import train as train_cli
-from magejax.cli.args import OVERRIDES, RUN_DEFAULTS, TRACED_FLAGS, UsageError, check_seed
+from magejax.cli.args import OVERRIDES, RUN_DEFAULTS, TRACED_FLAGS, UsageError, fill_run_defaults
 from magejax.runs import interrupts, metrics_io, plotting
 
 SWEEP_FILE = "sweep.json"
@@ -49,12 +49,7 @@ def run_name(values: dict, varying: list[str]) -> str:
 
 
 def _new_sweep(args) -> dict:
-    for name, value in RUN_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    if args.seeds < 1:
-        raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
-    check_seed(args.seed)
+    fill_run_defaults(args)
     grid = _grid(args)
     static = {field: getattr(args, flag) for flag, field in OVERRIDES.items()
               if flag not in TRACED_FLAGS and getattr(args, flag) is not None}

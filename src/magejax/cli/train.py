@@ -10,8 +10,8 @@ from pathlib import Path
 
 from magejax import configs
 from magejax.cli import video_every
-from magejax.cli.args import (OVERRIDES, RUN_DEFAULTS, RUN_FILES, TENSORBOARD_DIR,
-                              VIDEO_DIR, UsageError, check_seed)
+from magejax.cli.args import (OVERRIDES, RUN_FILES, TENSORBOARD_DIR,
+                              VIDEO_DIR, UsageError, fill_run_defaults)
 from magejax.analysis import statistics
 from magejax.runs import interrupts, metrics_io, plotting
 from magejax.runs.run_dir import CHECKPOINT_DIR, checkpoint_steps
@@ -34,12 +34,7 @@ def _settings(args) -> tuple[configs.Config, dict]:
     flags that contradict them, naming each.
     """
     if args.resume is None:
-        for name, value in RUN_DEFAULTS.items():
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-        if args.seeds < 1:
-            raise UsageError(f"--seeds: must be >= 1, got {args.seeds}")
-        check_seed(args.seed)
+        fill_run_defaults(args)
         return _config(args), {name: getattr(args, name) for name in ("preset", "seeds", "seed")}
 
     run_dir = Path(args.resume)
@@ -191,8 +186,6 @@ def train(args) -> int:
     seeds = run["seeds"]
 
     # Imported here so `magejax --help` and bad-input errors do not wait for JAX.
-    import jax
-
     from magejax.runs import driver, parallel, progress
 
     main_process = parallel.is_main()
