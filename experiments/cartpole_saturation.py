@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fig4_learned_reward  # noqa: E402  (the Fig. 4 configuration, unchanged)
 
+from magejax.experiments.conditions import CPU_LEARNING_STEPS  # noqa: E402
 from magejax.train import make_train  # noqa: E402
 
 CONDITIONS = {
@@ -69,7 +70,7 @@ def rollout(trainer, agent_state, key):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=fig4_learned_reward.CPU_STEPS)
+    p.add_argument("--steps", type=int, default=CPU_LEARNING_STEPS["cartpole_swingup"])
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cartpole_saturation"))
     args = p.parse_args(argv)
     out = Path(args.out)

@@ -6,15 +6,18 @@ Dyna-TD3 for every λ.
 
 --scale paper: exactly that, on HalfCheetah.
 --scale cpu:   Pendulum instead of HalfCheetah, at the `cpu` preset (configs.preset(env, algo,
-               "cpu")); 1000 env steps, evaluation every 100 (10 episodes), 3 seeds.
+               "cpu")); Fig. 2's cpu schedule: 10,000 env steps, evaluation every 500 (10 episodes),
+               5 seeds. λ = 0.2 and Dyna-TD3 are then Fig. 2's Pendulum runs: a finished Fig. 2
+               is copied, not rerun (`conditions.adopt_finished_twin`).
 --scale tiny:  seconds, for tests.
 
 The four λ values differ only in a traced hyper-parameter, so they train as ONE compiled program
 (values × seeds vmapped: `figures.program_groups`, `driver.run_sweep`); Dyna-TD3 is a second one.
 `--one-program-per-condition` compiles each on its own (to measure what sharing saves).
 
-We plot the mean and its 95% band like the other figures (the paper's Fig. 8 shows medians).
-Check (the paper's claim; the issue sets no bar): MAGE-TD3's AUC ≥ Dyna-TD3's for every λ.
+We plot the IQM and its 95% bootstrap band like the other figures (the paper's Fig. 8 shows
+medians). Check (the paper's claim; the issue sets no bar): MAGE-TD3's AUC IQM ≥ Dyna-TD3's for
+every λ.
 
     python experiments/fig8_lambda_sweep.py --scale cpu
 """
@@ -27,15 +30,13 @@ from magejax.experiments import conditions as ex
 from magejax.experiments import figures as fig
 
 LAMS = (0.05, 0.1, 0.2, 1.0)
-CPU_STEPS, CPU_EVAL_EVERY = 1_000, 100
 ENV = {"tiny": "pendulum", "cpu": "pendulum", "paper": "halfcheetah"}
 
 
 def config(scale: str, algo: str, lam: float):
     if scale == "paper":
         return ex.scaled_config(scale, ENV[scale], algo, total_steps=100_000, eval_every=1_000, lam=lam)
-    return ex.scaled_config(scale, ENV[scale], algo, cpu=dict(total_steps=CPU_STEPS, eval_every=CPU_EVAL_EVERY),
-                            lam=lam)
+    return ex.scaled_config(scale, ENV[scale], algo, cpu=ex.cpu_learning_schedule(ENV[scale]), lam=lam)
 
 
 def conditions(scale: str) -> list[ex.Condition]:
@@ -53,7 +54,7 @@ def bars(summaries: dict, scale: str) -> list[fig.Bar]:
 
 
 FIGURE = fig.Figure(name="fig8_lambda_sweep", title="Fig. 8: MAGE-TD3 for λ in {0.05, 0.1, 0.2, 1} vs Dyna-TD3",
-                    conditions=conditions, seeds={"tiny": 2, "cpu": 3, "paper": 5}, bars=bars)
+                    conditions=conditions, seeds={"tiny": 2, "cpu": ex.CPU_LEARNING_SEEDS, "paper": 5}, bars=bars)
 
 
 def main(argv=None) -> dict:

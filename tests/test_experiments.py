@@ -78,7 +78,8 @@ def test_script_documents_both_scales_and_builds_valid_conditions(name):
     except configs.ConfigError:
         config = None  # table1: HalfCheetah not registered here
     if config is not None:
-        assert f"{config.total_steps} env steps" in doc and f"every {config.eval_every}" in doc
+        steps = (f"{config.total_steps} env steps", f"{config.total_steps:,} env steps")
+        assert any(text in doc for text in steps) and f"every {config.eval_every}" in doc
     for scale in experiment.SCALES:
         conds = mod.conditions(scale)
         assert conds and len({c.name for c in conds}) == len(conds)
@@ -102,6 +103,24 @@ def test_cpu_scale_is_the_paper_config_with_the_documented_changes():
     assert changed == {"total_steps", "eval_every", "critic_hidden", "batch_size"}
     assert (cpu.critic_hidden, cpu.batch_size) == (configs.CPU_CRITIC, configs.CPU_BATCH)
     assert cpu.lam == paper.lam == 0.2 and cpu.num_updates == 10 and cpu.model_train_batches == 120
+    # The learning figures' schedule (Figs. 2, 4, 7, 8): 10,000 / 20,000 env steps, 5 seeds.
+    cartpole = fig2.config("cpu", "cartpole_swingup", "td3")
+    assert (cpu.total_steps, cartpole.total_steps, cpu.eval_every) == (10_000, 20_000, 500)
+    for name in ("fig2_sample_efficiency", "fig4_learned_reward", "fig7_model_capacity", "fig8_lambda_sweep"):
+        mod = script(name)
+        assert mod.FIGURE.seeds["cpu"] == 5
+        assert {c.config().total_steps for c in mod.conditions("cpu") if c.panel == "pendulum"} == {10_000}
+
+
+def test_figures_share_runs_of_equal_configs():
+    """The conditions `adopt_finished_twin` copies between figures have equal configs."""
+    fig2, fig4, fig7, fig8 = (script(n) for n in ("fig2_sample_efficiency", "fig4_learned_reward",
+                                                   "fig7_model_capacity", "fig8_lambda_sweep"))
+    assert fig8.config("cpu", "mage", 0.2) == fig2.config("cpu", "pendulum", "mage")
+    assert fig8.config("cpu", "dyna", 0.2) == fig2.config("cpu", "pendulum", "dyna")
+    assert fig7.config("cpu", "dyna", "default") == fig2.config("cpu", "pendulum", "dyna")
+    assert fig7.config("cpu", "mage", "default") == fig4.config("cpu", "pendulum", "mage", "true")
+    assert fig7.config("cpu", "mage", "small").lam == 0.05 and fig7.config("cpu", "mage", "small").ensemble_size == 2
 
 
 def _summaries(values: dict, metric: str = "eval_return") -> dict:
@@ -240,6 +259,53 @@ def test_interrupted_condition_keeps_its_rows_and_resumes(tmp_path, compile_cach
     (run / experiment.FINAL_FILE).unlink()
     assert not experiment._finished(run, cond.config(), experiment._run_settings(2, 0, cond, "tiny"), needs_final=True)
     assert experiment._finished(run, cond.config(), experiment._run_settings(2, 0, cond, "tiny"))
+
+
+def _fake_run(run_dir: Path, cond, seeds: int, finished: bool = True, value: float = -100.0) -> None:
+    """A run directory as `run_conditions` leaves it: config, rows, and a summary when finished."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_io.write_config(run_dir, cond.config(), run=experiment._run_settings(seeds, 0, cond, "cpu"))
+    with metrics_io.MetricsWriter(run_dir) as writer:
+        for step in (0, 500):
+            writer.write_rows(step, {"eval_return": np.full(seeds, value + step, dtype=np.float32)})
+    metrics_io.write_csv(run_dir)
+    if finished:
+        summary = experiment.summarize_condition(run_dir, cond.name, ("eval_return",))
+        (run_dir / experiment.SUMMARY_FILE).write_text(json.dumps({**summary, "wall_s": 12.0}))
+
+
+def test_a_finished_twin_in_another_figure_is_copied_not_rerun(tmp_path):
+    fig2, fig8 = script("fig2_sample_efficiency"), script("fig8_lambda_sweep")
+    mage2 = next(c for c in fig2.conditions("cpu") if c.name == "pendulum/mage")
+    lam02 = next(c for c in fig8.conditions("cpu") if c.name == "pendulum/mage-lam0.2")
+    lam01 = next(c for c in fig8.conditions("cpu") if c.name == "pendulum/mage-lam0.1")
+    results = tmp_path / "results"
+    _fake_run(results / "fig2_sample_efficiency" / "pendulum/mage", mage2, seeds=5)
+    out = results / "fig8_lambda_sweep"
+    adopt = lambda cond, seeds=5: experiment.adopt_finished_twin(cond, out, seeds=seeds, base_seed=0, scale="cpu",
+                                                                 search_root=results)
+    # Another seed count, or another λ, is another run: nothing copied.
+    assert adopt(lam02, seeds=3) is None and adopt(lam01) is None and not out.exists()
+    assert adopt(lam02) == results / "fig2_sample_efficiency" / "pendulum/mage"
+    target = out / lam02.name
+    assert metrics_io.read_metrics(target) == metrics_io.read_metrics(results / "fig2_sample_efficiency/pendulum/mage")
+    assert metrics_io.read_run_settings(target)["label"] == lam02.label  # this figure's legend
+    summary = json.loads((target / experiment.SUMMARY_FILE).read_text())
+    assert summary["name"] == lam02.name and summary["copied_from"].endswith("fig2_sample_efficiency/pendulum/mage")
+    assert experiment._finished(target, lam02.config(), experiment._run_settings(5, 0, lam02, "cpu"))
+    assert adopt(lam02) is None  # already here: not copied again
+
+    # An unfinished twin is not copied; an unfinished run of this condition here is left to resume.
+    dyna2 = next(c for c in fig2.conditions("cpu") if c.name == "pendulum/dyna")
+    dyna8 = next(c for c in fig8.conditions("cpu") if c.name == "pendulum/dyna")
+    _fake_run(results / "fig2_sample_efficiency" / "pendulum/dyna", dyna2, seeds=5, finished=False)
+    assert adopt(dyna8) is None
+    _fake_run(results / "fig2_sample_efficiency" / "pendulum/dyna", dyna2, seeds=5, value=-50.0)
+    _fake_run(out / dyna8.name, dyna8, seeds=5, finished=False, value=-900.0)
+    assert adopt(dyna8) is None and metrics_io.read_metrics(out / dyna8.name)[0]["eval_return"] == -900.0
+    # A different config's leftovers here are replaced by the twin.
+    _fake_run(out / dyna8.name, lam01, seeds=5, finished=False, value=-900.0)
+    assert adopt(dyna8) is not None and metrics_io.read_metrics(out / dyna8.name)[0]["eval_return"] == -50.0
 
 
 def test_mpc_probe_pairs_the_actor_and_the_planner_on_the_same_episodes():

@@ -53,6 +53,18 @@ FINAL_FILE = "final.json"
 # per-step costs on the 2-core CPU (experiments/README.md).
 BRAX_CPU_SIZES = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), batch_size=128, model_hidden=(64, 64))
 
+# The cpu-scale schedule of the learning figures (Figs. 2, 4, 7, 8): long enough that every
+# algorithm leaves the random-policy level (issue "The paper's claims at a scale where everything
+# learns"), evaluation every 500 env steps on 10 episodes (the Config default), 5 seeds.
+CPU_LEARNING_STEPS = {"pendulum": 10_000, "cartpole_swingup": 20_000}
+CPU_LEARNING_EVAL_EVERY = 500
+CPU_LEARNING_SEEDS = 5
+
+
+def cpu_learning_schedule(env: str) -> dict:
+    """Config overrides of the learning figures' cpu scale on `env` (Pendulum or CartPole swing-up)."""
+    return dict(total_steps=CPU_LEARNING_STEPS[env], eval_every=CPU_LEARNING_EVAL_EVERY)
+
 
 def scaled_config(scale: str, env: str, algo: str, *, cpu: dict | None = None, **overrides) -> Config:
     """The configuration of `algo` on `env` at `scale`.
@@ -153,6 +165,45 @@ def _finished(run_dir: Path, config: Config, settings: dict, needs_final: bool =
     if not (run_dir / SUMMARY_FILE).exists() or (needs_final and not (run_dir / FINAL_FILE).exists()):
         return False
     return _same_run(run_dir, config, settings)
+
+
+def adopt_finished_twin(cond: Condition, out: Path, *, seeds: int, base_seed: int, scale: str,
+                        search_root: Path, needs_final: bool = False) -> Path | None:
+    """Copy another figure's finished run of exactly `cond`'s config and seeds into `out/cond.name`.
+
+    Figures share conditions (Fig. 8's λ = 0.2 and its Dyna-TD3 are Fig. 2's Pendulum runs, Fig.
+    7's default-model MAGE-TD3 is Fig. 4's true-reward one). A run is a pure function of (config,
+    seeds, base seed), so a finished twin under `search_root` (the results folder: one directory per
+    figure) is the run this condition would make; copying it saves an hour of CPU per condition.
+    Runs trained in one program with others (`driver.run_sweep`) agree with single runs only to
+    float rounding, so a twin counts as equal, not identical: its summary keeps
+    `programs_shared_with` and gains `copied_from`. Nothing is copied when `out/cond.name` already
+    holds this run, finished or not (an unfinished run continues from its own checkpoint).
+    Returns the source directory, or None.
+    """
+    config = cond.config()
+    settings = _run_settings(seeds, base_seed, cond, scale)
+    target = out / cond.name
+    if _same_run(target, config, settings):
+        return None
+    for summary_file in sorted(search_root.glob(f"*/**/{SUMMARY_FILE}")):
+        source = summary_file.parent
+        if source.resolve() == target.resolve() or not (source / metrics_io.CONFIG_FILE).exists():
+            continue
+        if not _finished(source, config, settings, needs_final=needs_final):
+            continue
+        if target.exists():
+            shutil.rmtree(target)  # another config's run: replaced, as a rerun would
+        target.mkdir(parents=True)
+        for name in (metrics_io.METRICS_FILE, metrics_io.CSV_FILE, FINAL_FILE):
+            if (source / name).exists():
+                shutil.copy2(source / name, target / name)
+        metrics_io.write_config(target, config, run=settings)  # this figure's label and panel
+        summary = json.loads(summary_file.read_text())
+        summary.update(name=cond.name, label=cond.label, panel=cond.panel, copied_from=str(source))
+        (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+        return source
+    return None
 
 
 # ------------------------------------------------------------------------------------ one condition

@@ -24,7 +24,8 @@ from magejax import configs
 from magejax.analysis import statistics
 from magejax.runs import metrics_io, plotting
 from magejax.configs import hyperparams
-from magejax.experiments.conditions import SCALES, SUMMARY_FILE, Condition, Probe, run_conditions, summarize_condition
+from magejax.experiments.conditions import (SCALES, SUMMARY_FILE, Condition, Probe, adopt_finished_twin, run_conditions,
+                                            summarize_condition)
 from magejax.runs.progress import hms
 
 LOG_FILE = "log.txt"
@@ -91,6 +92,9 @@ def parse_args(figure: Figure, argv=None, description: str | None = None) -> arg
                    help="run only the conditions whose name contains one of these strings (the "
                         "figure's summary and checks then cover only those)")
     p.add_argument("--rerun", action="store_true", help="run conditions again even if finished")
+    p.add_argument("--no-reuse-across-figures", action="store_true",
+                   help="do not copy another figure's finished run of the same config and seeds "
+                        "(e.g. Fig. 2's MAGE-TD3 as Fig. 8's λ = 0.2); run it here instead")
     p.add_argument("--summarize-only", action="store_true",
                    help="run nothing: summarise, plot and check what is already under --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -181,13 +185,21 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
             skipped[cond.name] = str(e)
             continue
         runnable.append(cond)
+    final_probe = (figure.final_probe or {}).get(args.scale)
+    if not args.rerun and not args.no_reuse_across_figures and figure.probe is None:
+        for cond in runnable:  # another figure's finished run of the same config and seeds
+            source = adopt_finished_twin(cond, out, seeds=cond.seeds or args.seeds or seeds, base_seed=args.seed,
+                                         scale=args.scale, search_root=out.parent,
+                                         needs_final=final_probe is not None)
+            if source is not None:
+                log(f"[{cond.name}] the same config and seeds finished in {source}: copied, not rerun")
     groups = program_groups(runnable, args.seeds or seeds, separately=args.one_program_per_condition)
     for k, (group, group_seeds) in enumerate(groups):
         log(f"== {figure.name} [{args.scale}] program {k + 1}/{len(groups)}: "
             f"{', '.join(cond.name for cond in group)} (elapsed {hms(time.perf_counter() - t0)})")
         results = run_conditions(group, out, seeds=group_seeds, base_seed=args.seed, scale=args.scale,
                                  probe=figure.probe, metrics=metrics, rerun=args.rerun, log=log,
-                                 final_probe=(figure.final_probe or {}).get(args.scale))
+                                 final_probe=final_probe)
         summaries.update({cond.name: summary for cond, summary in zip(group, results)})
     return finish_figure(figure, out, args.scale, conditions, summaries, log, skipped)
 
