@@ -8,7 +8,8 @@ Steps, in order, each recorded (with its error, if it fails) and skipped once th
 2. `gradient_tests`: the MAGE gradient tests (tests/test_mage_gradient.py: ∇ₐδ against the paper's
    Eq. 13, the critic gradient against finite differences, ...) run on the device with pytest.
 3. `update_step`: one paper-size MAGE-TD3 agent update at the Pendulum and HalfCheetah sizes, under
-   every `Config.precision` (f32 = full float32, tf32 = the GPU default), ms per update.
+   every `Config.precision` (f32 = full float32, tf32 = the GPU default, bf16 = bf16 operands with
+   float32 accumulation), ms per update, and the f32/tf32 and f32/bf16 ratios.
 4. `seed_scaling`: the jitted, vmapped training loop (MAGE-TD3, paper sizes) at 1, 8 and 64 seeds on
    Pendulum and HalfCheetah, env steps per second.
 5. `fig2_pendulum`: with the time left, the paper-size Pendulum comparison of Fig. 2, MAGE-TD3,
@@ -81,6 +82,7 @@ def update_step(s: Settings) -> dict:
                                                       flops_per_update=r.get("flops", {}).get("per_update_mean"))
         ms = {p: v["ms_per_update"]["median"] for p, v in out[size]["precisions"].items()}
         out[size]["f32_over_tf32"] = ms["f32"] / ms["tf32"]
+        out[size]["f32_over_bf16"] = ms["f32"] / ms["bf16"]
     return out
 
 

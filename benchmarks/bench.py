@@ -31,6 +31,7 @@ from bench_common import (ALGOS, MEASUREMENTS, QUICK_XLA_FLAG, REPO, SCHEMA_VERS
                           rss_peak_bytes)
 from bench_kernels import bench_hlo_check, bench_matmul, bench_model_train, bench_update
 from bench_loop import bench_loop, bench_seeds, peak_memory
+from bench_precision import bench_precision
 
 def _fmt(x, spec=".3g") -> str:
     return "-" if x is None else format(x, spec)
@@ -56,6 +57,17 @@ def table(results: dict) -> str:
                     f"{a['compile']['compile_s']:9.2f} {_fmt(None if flops is None else flops / 1e6, '10.2f')} "
                     f"{_fmt(a['gflops_achieved'], '8.2f')} {_fmt(None if frac is None else 100 * frac, '6.1f')}")
             add(f"{size:<12} ratios " + ", ".join(f"{k} {v:.2f}" for k, v in entry["ratios"].items()))
+    if (r := results.get("precision")) and "error" not in r:
+        add("")
+        add(f"precision        matmul GFLOP/s: f32 {r['matmul_gflops']['f32']:.0f}, bf16 {r['matmul_gflops']['bf16']:.0f}")
+        for size, p in r.items():
+            if size == "matmul_gflops":
+                continue
+            bf16_share = sum(e["flop_share"] for k, e in p["bf16_dot_census"].items() if k.startswith("bf16 x bf16"))
+            add(f"precision        {size:<12} MAGE-TD3 update ms: f32 {p['ms_per_update']['f32']['median']:.2f}, "
+                f"bf16 {p['ms_per_update']['bf16']['median']:.2f}; f32/bf16 {p['f32_over_bf16']:.2f} "
+                f"(target {p['target']:.1f}: {'met' if p['meets_target'] else 'NOT met'}); "
+                f"{100 * bf16_share:.0f}% of the bf16 update's dot FLOPs run with bf16 operands")
     if (r := results.get("model_train_step")) and "error" not in r:
         add("")
         for size, m in r.items():
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     run("matmul_peak", lambda: bench_matmul(settings, key))
     peak = results.get("matmul_peak", {}).get("gflops", {}).get("median")
     run("update_step", lambda: bench_update(settings, key, peak))
+    run("precision", lambda: bench_precision(settings, key))
     run("model_train_step", lambda: bench_model_train(settings, key))
     run("hlo_check", lambda: bench_hlo_check(settings, key))
     run("loop_throughput", lambda: bench_loop(settings, key))

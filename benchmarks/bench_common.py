@@ -27,7 +27,7 @@ from magejax.envs.base import Env
 from magejax.replay import Transition
 
 SCHEMA_VERSION = 2  # 2: loop_throughput per size (pendulum, halfcheetah), with the evaluation timed apart
-MEASUREMENTS = ("matmul_peak", "update_step", "model_train_step", "hlo_check", "loop_throughput",
+MEASUREMENTS = ("matmul_peak", "update_step", "precision", "model_train_step", "hlo_check", "loop_throughput",
                 "seed_scaling", "peak_memory")
 ALGOS = ("td3", "dyna", "mage")
 SIZES = ("pendulum", "halfcheetah")

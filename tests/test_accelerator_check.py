@@ -30,7 +30,8 @@ def test_quick_check_runs_every_step_into_one_json(tmp_path):
     assert tests["passed"] and "2 passed" in tests["summary"], tests["summary"]
     for size in ("pendulum", "halfcheetah"):
         update = steps["update_step"]["result"][size]
-        assert set(update["precisions"]) == {"f32", "tf32"}
+        assert set(update["precisions"]) == {"f32", "tf32", "bf16"}
+        assert update["f32_over_bf16"] > 0
         assert all(v["ms_per_update"]["median"] > 0 for v in update["precisions"].values())
     scaling = steps["seed_scaling_pendulum"]["result"]["seeds"]
     assert set(scaling) == {"2"} and math.isfinite(scaling["2"]["env_steps_per_s_total"])

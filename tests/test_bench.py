@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks" / "bench.py"
-ONLY = ["matmul_peak", "update_step", "model_train_step", "hlo_check", "loop_throughput", "peak_memory"]
+ONLY = ["matmul_peak", "update_step", "precision", "model_train_step", "hlo_check", "loop_throughput", "peak_memory"]
 NULLABLE = {"device_peak_bytes", "device_bytes_limit"}  # CPU backends report no device memory
 
 
@@ -72,4 +72,10 @@ def test_quick_bench_writes_a_sane_report(tmp_path):
     assert 0.9 < hlo["dyna_model_part_in_model_forwards"] < 1.1
     assert 1.5 < hlo["mage_model_part_in_model_forwards"] < 2.5
 
-    assert "update_step" in proc.stdout and "wrote" in proc.stdout
+    precision = results["precision"]["pendulum"]
+    assert set(precision["ms_per_update"]) == {"f32", "bf16"} and isinstance(precision["meets_target"], bool)
+    census = precision["bf16_dot_census"]
+    assert any(k.startswith("bf16 x bf16") for k in census)  # the bf16 update has bf16 products
+    assert math.isclose(sum(e["flop_share"] for e in census.values()), 1.0, rel_tol=1e-9)
+
+    assert "update_step" in proc.stdout and "f32/bf16" in proc.stdout and "wrote" in proc.stdout

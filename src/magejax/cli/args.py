@@ -169,7 +169,9 @@ def add_run_flags(t: argparse.ArgumentParser, swept: bool = False) -> None:
                         "buffer's running mean and std, as in the original code; MAAC: always raw)")
     t.add_argument("--precision", choices=configs.PRECISIONS, default=None,
                    help="matrix products of every network: f32 (full float32, also on GPUs; the "
-                        "default) or tf32 (JAX's GPU default, TF32 tensor cores; float32 on CPUs)")
+                        "default), tf32 (JAX's GPU default, TF32 tensor cores; float32 on CPUs) or "
+                        "bf16 (bfloat16 operands, float32 accumulation; parameters, optimiser and "
+                        "buffer stay float32)")
     m = t.add_argument_group("test-time MPC (MAAC §5.4): evaluate with a CEM planner in the model")
     m.add_argument("--eval-mpc", action="store_true", default=None,
                    help="evaluation episodes act with the planner instead of the actor (model-based algorithms)")

@@ -52,7 +52,7 @@ REWARDS = ("true", "learned")
 """Where imagination's reward comes from: the env's exact `reward_fn`, or a learned MLP."""
 MODELS = ("learned", "oracle")
 """Where imagination's next state comes from: the learned ensemble, or the env's `true_next_obs`."""
-PRECISIONS = ("f32", "tf32")
+PRECISIONS = ("f32", "tf32", "bf16")
 """Matrix-product precision of the networks (`agents.precision` says what each means)."""
 
 
@@ -97,7 +97,8 @@ class Config:
     normalize_obs: bool = True       # actor and critics see states standardised with the buffer's
                                      # running mean and std, as in the original code (not MAAC)
     precision: str = "f32"           # matrix products of every network: f32 (full, also on GPUs)
-                                     # | tf32 (the GPU default) (`agents.precision`)
+                                     # | tf32 (the GPU default) | bf16 (bf16 operands,
+                                     # float32 accumulation) (`agents.precision`)
     train_actor: bool = True         # False: the actor stays at its initialisation (the paper's
                                      # gradient-error study evaluates critics of a fixed policy)
     actor_hidden: tuple[int, ...] = (128, 128)
