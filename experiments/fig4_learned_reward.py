@@ -47,12 +47,6 @@ def conditions(scale: str) -> list[ex.Condition]:
             for env in ENVS[scale] for algo in ALGOS[scale] for reward in REWARDS]
 
 
-def _overlap(a: dict, b: dict) -> bool:
-    """Each IQM lies in the other's 95% bootstrap interval."""
-    (alo, ahi), (blo, bhi) = a["iqm_ci95"], b["iqm_ci95"]
-    return None not in (alo, ahi, blo, bhi) and alo <= b["iqm"] <= ahi and blo <= a["iqm"] <= bhi
-
-
 def bars(summaries: dict, scale: str) -> list[fig.Bar]:
     out = []
     for env in ENVS[scale]:
@@ -64,7 +58,7 @@ def bars(summaries: dict, scale: str) -> list[fig.Bar]:
                 if a is None or b is None:
                     out.append(fig.Bar(f"{claim} ({which})", None, f"not run: {true} or {learned}"))
                     continue
-                holds = a["iqm"] is not None and b["iqm"] is not None and _overlap(a, b)
+                holds = fig.iqms_overlap(a, b)
                 out.append(fig.Bar(f"{claim} ({which})", holds,
                                    f"{which} return: learned {fig.fmt(b)} vs true {fig.fmt(a)}; "
                                    f"holds = each IQM inside the other's 95% bootstrap CI"))

@@ -20,7 +20,7 @@ from magejax.runs import metrics_io
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SCRIPTS = ("fig2_sample_efficiency", "fig3_action_gradient_error", "fig4_learned_reward",
            "fig5_lambda_zero", "fig7_model_capacity", "fig8_lambda_sweep", "table1_halfcheetah",
-           "maac_kstep_mpc")
+           "maac_kstep_mpc", "bf16_parity")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -121,6 +121,9 @@ def test_figures_share_runs_of_equal_configs():
     assert fig7.config("cpu", "dyna", "default") == fig2.config("cpu", "pendulum", "dyna")
     assert fig7.config("cpu", "mage", "default") == fig4.config("cpu", "pendulum", "mage", "true")
     assert fig7.config("cpu", "mage", "small").lam == 0.05 and fig7.config("cpu", "mage", "small").ensemble_size == 2
+    parity = script("bf16_parity")
+    assert parity.config("cpu", "f32") == fig2.config("cpu", "pendulum", "mage")
+    assert parity.config("cpu", "bf16") == fig2.config("cpu", "pendulum", "mage").replace(precision="bf16")
 
 
 def _summaries(values: dict, metric: str = "eval_return") -> dict:
@@ -154,6 +157,8 @@ def _summaries(values: dict, metric: str = "eval_return") -> dict:
       "pendulum/mage-lam1": -300.0, "pendulum/dyna": -800.0},
      {"pendulum/mage-lam0.05": -900.0, "pendulum/mage-lam0.1": -300.0, "pendulum/mage-lam0.2": -300.0,
       "pendulum/mage-lam1": -300.0, "pendulum/dyna": -800.0}, 0),
+    ("bf16_parity", "eval_return", {"pendulum/mage-f32": -200.0, "pendulum/mage-bf16": -200.5},
+     {"pendulum/mage-f32": -200.0, "pendulum/mage-bf16": -600.0}, 0),
 ])
 def test_checks_hold_and_fail_on_the_numbers(name, metric, good, bad, verdict_index):
     mod = script(name)

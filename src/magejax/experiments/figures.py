@@ -280,6 +280,15 @@ def stat(summaries: dict, name: str, metric: str = "eval_return", which: str = "
     return None if s is None else s["stats"][metric][which]
 
 
+def iqms_overlap(a: dict, b: dict) -> bool:
+    """Each `curve_stats` entry's IQM lies inside the other's 95% bootstrap interval: the two
+    conditions are statistically indistinguishable at this seed count ("loses little", parity)."""
+    if a["iqm"] is None or b["iqm"] is None:
+        return False
+    (alo, ahi), (blo, bhi) = a["iqm_ci95"], b["iqm_ci95"]
+    return None not in (alo, ahi, blo, bhi) and alo <= b["iqm"] <= ahi and blo <= a["iqm"] <= bhi
+
+
 def compare_bar(claim: str, summaries: dict, better: str, worse: str, *, metric: str = "eval_return",
                 which: str = "auc", what: str = "AUC of the evaluation return") -> Bar:
     """Holds if `better`'s IQM over seeds of `which` is >= `worse`'s. The detail gives both IQMs
