@@ -354,3 +354,42 @@ def test_cartpole_saturation_action_stats_counts_only_the_live_part_of_the_episo
     assert stats["frac_saturated"] == pytest.approx(0.75)  # 1.0, 0.995 and -1.0
     assert stats["mean_action"] == pytest.approx((1.0 + 0.995 - 0.5 - 1.0) / 4)
     assert stats["sign_changes"] == 1
+
+
+def test_cartpole_saturation_diagnoses_finished_runs_from_their_checkpoints(tmp_path, capsys):
+    import jax
+
+    from magejax import replay
+    from magejax.runs import driver, trained
+    from magejax.train import make_train
+
+    mod = script("cartpole_saturation")
+    runs = {}
+    for algo in ("mage", "td3"):
+        runs[algo] = tmp_path / algo
+        driver.run(configs.preset("cartpole_swingup", algo, "tiny"), runs[algo], seeds=2, seed=0)
+    assert mod.main(["--runs", str(runs["mage"]), str(runs["td3"]), "--out", str(tmp_path / "out")]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["algo"] for r in results] == ["mage", "td3"] and all(len(r["seeds"]) == 2 for r in results)
+    for r in results:
+        for seed in r["seeds"]:
+            for k, v in seed.items():
+                if "outward" in k or "frac" in k:
+                    assert 0.0 <= v <= 1.0, (k, v)
+    # The learned model's target exists only where there is a learned model.
+    assert "target_grad_outward_learned_model" in results[0]["seeds"][0]
+    assert "target_grad_outward_learned_model" not in results[1]["seeds"][0]
+    assert "target_grad_outward_true_dynamics" in results[1]["seeds"][0]
+    # The saturated fraction is that of the actor on the same buffer sample, computed here directly.
+    run = trained.read_run(runs["mage"])
+    trainer = make_train(run.config)
+    state = trained.restore(run, trainer).state
+    ts = jax.tree.map(lambda x: x[1], state)
+    key = jax.random.split(jax.random.PRNGKey(101))[0]  # gradient_diagnosis's batch key for seed 1
+    obs = replay.sample(ts.buffer, key, mod.STATES).obs
+    frac = float(np.mean(np.abs(np.asarray(trainer.agent.policy(ts.agent, obs))) > mod.SATURATED))
+    assert results[0]["seeds"][1]["frac_states_saturated"] == pytest.approx(frac)
+    assert "∇ₐQ outward" in (tmp_path / "out" / "results.md").read_text()
+    with pytest.raises(SystemExit):
+        mod.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
+    assert "no run in" in capsys.readouterr().err
