@@ -393,3 +393,18 @@ def test_cartpole_saturation_diagnoses_finished_runs_from_their_checkpoints(tmp_
     with pytest.raises(SystemExit):
         mod.main(["--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")])
     assert "no run in" in capsys.readouterr().err
+
+
+def test_iqm_curve_and_the_ratio_along_the_run():
+    steps = np.array([0, 100, 200, 300])
+    # 4 seeds: the IQM drops the lowest and the highest seed at every point.
+    values = np.array([[1.0, 2.0, 4.0, 8.0], [3.0, 3.0, 3.0, 3.0], [5.0, 6.0, 6.0, 6.0], [100.0, 100, 100, 100]])
+    low = experiment.curve_stats(steps, values)
+    assert low["iqm_curve"] == {"env_step": [0, 100, 200, 300], "iqm": [4.0, 4.5, 5.0, 7.0]}
+    high = experiment.curve_stats(steps, 3 * values)
+    summaries = {"a": {"stats": {"m": low}}, "b": {"stats": {"m": high}}}
+    bar = figures.ratio_over_time("ratio", summaries, "a", "b", metric="m", points=3)
+    assert bar.info and bar.line() == "INFO ratio: m IQM b / a at env step 0: 3, 200: 3, 300: 3"
+    with_nan = experiment.curve_stats(steps, np.where(values == 1.0, np.nan, values))
+    assert with_nan["iqm_curve"]["iqm"][0] is None
+    assert figures.ratio_over_time("r", {"a": {"stats": {"m": low}}}, "a", "b", metric="m").holds is None

@@ -4,6 +4,7 @@ edge of the statistical precipice", NeurIPS 2021), computed with their `rliable`
   iqm_interval(x)                 the interquartile mean of per-seed scores and its stratified-
                                   bootstrap 95% CI (percentile), and the mean with its bootstrap CI
   iqm_band(values)                the same per evaluation point of a learning curve (S, P)
+  iqm_curve(values)               the IQM alone per evaluation point (S, P) -> (P,), no interval
   probability_of_improvement(x, y)  P(a run of x scores above a run of y), with its bootstrap CI
   mean_t_interval(values)         the mean and its Student-t 95% CI (the CLI's quick summaries)
 
@@ -115,6 +116,15 @@ def iqm_interval(per_seed) -> dict:
     (iqm, mean), ((iqm_lo, mean_lo), (iqm_hi, mean_hi)) = point["x"], interval["x"]
     return {"iqm": float(iqm), "iqm_ci95": [float(iqm_lo), float(iqm_hi)],
             "mean": float(mean), "mean_ci95": [float(mean_lo), float(mean_hi)]}
+
+
+def iqm_curve(values) -> np.ndarray:
+    """The IQM over seeds at every evaluation point, without bootstrap. values (S, P) -> (P,);
+    NaN where a seed's value is not finite."""
+    from rliable import metrics
+
+    v = np.asarray(values, dtype=np.float64)
+    return np.array([metrics.aggregate_iqm(col) if np.all(np.isfinite(col)) else np.nan for col in v.T])
 
 
 def iqm_band(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -138,8 +138,11 @@ def curve_stats(steps: np.ndarray, values: np.ndarray) -> dict:
     else:
         auc = np.full(values.shape[0], np.nan)
     best = np.where(finite.any(), np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1), np.nan)
+    # The IQM over seeds at every evaluation (no interval: a bootstrap per point is the plots' job).
+    iqm = [float(x) if np.isfinite(x) else None for x in statistics.iqm_curve(values)]
     return {"final": _mean_ci(values[:, -1]), "auc": _mean_ci(auc), "max": _mean_ci(best),
-            "env_steps": [int(steps[0]), int(steps[-1])], "finite_evaluations": int(finite.sum())}
+            "env_steps": [int(steps[0]), int(steps[-1])], "finite_evaluations": int(finite.sum()),
+            "iqm_curve": {"env_step": [int(x) for x in steps], "iqm": iqm}}
 
 
 # ------------------------------------------------------------------------------------ files

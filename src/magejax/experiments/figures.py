@@ -307,6 +307,21 @@ def compare_bar(claim: str, summaries: dict, better: str, worse: str, *, metric:
                              f"({poi['ci95'][0]:.2f} .. {poi['ci95'][1]:.2f})")
 
 
+def ratio_over_time(claim: str, summaries: dict, low: str, high: str, *, metric: str, points: int = 10) -> Bar:
+    """An information line: `high`'s IQM over seeds divided by `low`'s at up to `points` evaluations
+    spread over the run (does a ratio settle, or still move at the end?)."""
+    a, b = (summaries.get(n, {}).get("stats", {}).get(metric, {}).get("iqm_curve") for n in (low, high))
+    if a is None or b is None or a["env_step"] != b["env_step"]:
+        return Bar(claim, None, f"not run, or evaluated at other steps: {low}, {high}", info=True)
+    steps = a["env_step"]
+    picks = sorted({round(i * (len(steps) - 1) / max(points - 1, 1)) for i in range(points)})
+    cells = []
+    for i in picks:
+        lo, hi = a["iqm"][i], b["iqm"][i]
+        cells.append(f"{steps[i]}: {'n/a' if lo is None or hi is None or lo <= 0 else format(hi / lo, '.3g')}")
+    return Bar(claim, None, f"{metric} IQM {high} / {low} at env step " + ", ".join(cells), info=True)
+
+
 def ratio_bar(claim: str, summaries: dict, low: str, high: str, factor: float, *, metric: str,
               which: str = "final") -> Bar:
     """Holds if `high`'s IQM over seeds of `which` `metric` is at least `factor` times `low`'s (both > 0)."""
