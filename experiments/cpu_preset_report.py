@@ -37,19 +37,23 @@ def write(runs: Path, results: Path, settings: dict) -> None:
     order = sorted(settings, key=lambda n: (timing.get(n) or timing.get(n.removesuffix("_nonorm"), {})).get("ms_per_env_step", float("inf")))
     rows, panels = [], {}
     for name in order:
-        summary_path = runs / name / "summary.json"
+        # A setting's run directory, or else the copy of its files committed with the table (a
+        # fresh checkout has no runs/): the report never forgets a setting that ran.
+        source = runs / name if (runs / name / metrics_io.METRICS_FILE).exists() else results / name
+        summary_path = source / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
         rows.append(_row(name, timing, summary))
-        if summary is None and (runs / name / metrics_io.METRICS_FILE).exists():
-            run_rows = metrics_io.read_metrics(runs / name)
+        if summary is None and (source / metrics_io.METRICS_FILE).exists():
+            run_rows = metrics_io.read_metrics(source)
             rows[-1]["running_at_step"] = max(r["env_step"] for r in run_rows) if run_rows else 0
-        if (runs / name / metrics_io.METRICS_FILE).exists():
-            # The evaluations themselves are committed with the table (the run dirs are not).
-            (results / name).mkdir(parents=True, exist_ok=True)
-            for f in (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "summary.json"):
-                if (runs / name / f).exists():
-                    shutil.copyfile(runs / name / f, results / name / f)
-            steps, values = metrics_io.curves_from_metrics(metrics_io.read_metrics(runs / name))
+        if (source / metrics_io.METRICS_FILE).exists():
+            if source != results / name:
+                # The evaluations themselves are committed with the table (the run dirs are not).
+                (results / name).mkdir(parents=True, exist_ok=True)
+                for f in (metrics_io.CONFIG_FILE, metrics_io.METRICS_FILE, "summary.json"):
+                    if (source / f).exists():
+                        shutil.copyfile(source / f, results / name / f)
+            steps, values = metrics_io.curves_from_metrics(metrics_io.read_metrics(source))
             if len(steps) > 1:
                 status = "" if summary else " (running)"
                 panels[f"{name}{status}"] = {"MAGE-TD3": (steps, values)}

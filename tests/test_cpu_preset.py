@@ -54,3 +54,23 @@ def test_cpu_preset_trains_in_a_short_run(env):
     assert np.all(np.isfinite(np.asarray(rows["eval_return"])))
     assert float(rows["nonfinite_losses"].sum()) == 0 and np.isfinite(float(rows["critic_loss"][-1]))
     assert int(state.buffer.size) == 200
+
+
+def test_sweep_report_from_a_fresh_checkout_keeps_every_setting_that_ran(tmp_path):
+    """Without runs/ (a fresh clone), `--report` rebuilds the table from the committed copies of
+    each setting's files, so the settings that ran and the choice are never lost."""
+    import shutil
+    import sys
+
+    experiments = SWEEP.parents[2]
+    sys.path.insert(0, str(experiments))
+    import cpu_preset_report
+    import cpu_preset_sweep
+
+    results = tmp_path / "results"
+    shutil.copytree(SWEEP.parent, results)
+    cpu_preset_report.write(tmp_path / "no_runs", results, cpu_preset_sweep.settings())
+    rebuilt, committed = json.loads((results / "sweep.json").read_text()), json.loads(SWEEP.read_text())
+    assert rebuilt["chosen"] == committed["chosen"]
+    finished = lambda doc: {r["setting"] for r in doc["rows"] if "passes" in r}
+    assert finished(rebuilt) == finished(committed) and len(finished(rebuilt)) >= 4
