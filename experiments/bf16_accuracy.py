@@ -34,7 +34,6 @@ from magejax import replay  # noqa: E402
 from magejax.agents import critic  # noqa: E402
 from magejax.agents.td3 import make_agent  # noqa: E402
 from magejax.runs import trained  # noqa: E402
-from magejax.train import make_train  # noqa: E402
 
 
 def gradients(config, env, state, model, batch, key) -> dict:
@@ -66,16 +65,14 @@ def at_init(size: str) -> dict:
 
 
 def on_trained(run_dir: Path) -> list[dict]:
-    run = trained.read_run(run_dir)
-    trainer = make_train(run.config)
-    restored = trained.restore(run, trainer)
+    loaded = trained.load_seeds(run_dir)
+    name = f"{run_dir.parent.name}/{run_dir.name}"
     rows = []
-    for seed in range(run.seeds):
-        ts = jax.tree.map(lambda x: jnp.asarray(x[seed]), restored.state)
-        batch = replay.sample(ts.buffer, jax.random.PRNGKey(100 + seed), run.config.batch_size)
-        rows.append(dict(case=f"{run_dir.name if run_dir.name != 'mage' else run_dir.parent.name + '/mage'} "
-                              f"seed {seed}, trained {restored.progress.env_step} env steps",
-                         **gradients(run.config, trainer.env, ts.agent, ts.model, batch, jax.random.PRNGKey(1))))
+    for seed, ts in enumerate(loaded.states):
+        batch = replay.sample(ts.buffer, jax.random.PRNGKey(100 + seed), loaded.run.config.batch_size)
+        rows.append(dict(case=f"{name} seed {seed}, trained {loaded.env_step} env steps",
+                         **gradients(loaded.run.config, loaded.trainer.env, ts.agent, ts.model, batch,
+                                     jax.random.PRNGKey(1))))
     return rows
 
 

@@ -38,7 +38,6 @@ import numpy as np
 
 from magejax import replay
 from magejax.runs import trained
-from magejax.train import make_train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_RUNS = [RESULTS / "fig2_sample_efficiency" / "cartpole_swingup" / a for a in ("mage", "dyna", "td3", "td3-utd")]
@@ -102,19 +101,16 @@ def gradient_diagnosis(trainer, ts, key) -> dict:
 
 
 def analyse(run_dir: Path) -> dict:
-    run = trained.read_run(run_dir)
-    trainer = make_train(run.config)
-    restored = trained.restore(run, trainer)
-    seeds = []
-    for i in range(run.seeds):
-        ts = jax.tree.map(lambda x: jnp.asarray(x[i]), restored.state)
+    loaded = trained.load_seeds(run_dir)
+    trainer, seeds = loaded.trainer, []
+    for i, ts in enumerate(loaded.states):
         actions, rewards, alive = map(np.asarray, jax.jit(lambda s, k: rollout(trainer, s, k))(
             ts.agent, jax.random.PRNGKey(7)))
         diag = jax.jit(lambda s, k: gradient_diagnosis(trainer, s, k))(ts, jax.random.PRNGKey(100 + i))
         seeds.append(dict(seed=i, episode_return=float((rewards * alive).sum()), **action_stats(actions, alive),
                           **{k: float(v) for k, v in diag.items()}))
-    return dict(run=str(run_dir), algo=run.config.algo, reward=run.config.reward, env_step=int(restored.progress.env_step),
-                seeds=seeds)
+    config = loaded.run.config
+    return dict(run=str(run_dir), algo=config.algo, reward=config.reward, env_step=loaded.env_step, seeds=seeds)
 
 
 def table(results: list[dict]) -> str:

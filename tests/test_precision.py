@@ -137,5 +137,5 @@ def test_bf16_accuracy_script_on_a_trained_run(tmp_path):
 
     assert bf16_accuracy.main(["--sizes", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
-    assert [r["case"] for r in rows] == [f"run seed {s}, trained 200 env steps" for s in (0, 1)]
+    assert [r["case"] for r in rows] == [f"{tmp_path.name}/run seed {s}, trained 200 env steps" for s in (0, 1)]
     assert all(0 < r["grad_a_delta"] < 0.1 and 0 < r["critic_gradient"] < 0.1 for r in rows), rows

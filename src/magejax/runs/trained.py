@@ -88,3 +88,26 @@ def restore(run: RunInfo, trainer) -> Restored:
         raise NotRestorable(f"{run.run_dir}: no usable checkpoint in {directory}"
                             + (f" ({notes[0]})" if notes else ""))
     return Restored(state=restored[0], progress=restored[1], notes=notes)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedSeeds:
+    run: RunInfo
+    trainer: object      # `make_train(run.config)`
+    env_step: int        # of the restored checkpoint
+    states: list         # one TrainState per seed, on the device, no seed axis
+
+
+def load_seeds(run_dir) -> TrainedSeeds:
+    """A finished (or checkpointed) run's newest good checkpoint, split into one TrainState per
+    seed, for analyses that look at each seed's trained networks, model and replay buffer."""
+    import jax
+    import jax.numpy as jnp
+
+    from magejax.train import make_train
+
+    run = read_run(run_dir)
+    trainer = make_train(run.config)
+    restored = restore(run, trainer)
+    states = [jax.tree.map(lambda x, i=i: jnp.asarray(x[i]), restored.state) for i in range(run.seeds)]
+    return TrainedSeeds(run=run, trainer=trainer, env_step=int(restored.progress.env_step), states=states)
