@@ -22,8 +22,8 @@ import dataclasses
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 PRECISIONS = ("f32", "bf16")
 LAM = 0.2  # Fig. 2's
@@ -41,17 +41,17 @@ def conditions(scale: str) -> list[ex.Condition]:
             for p in PRECISIONS]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     out = []
     for which in ("final", "auc"):
         claim = f"bf16 parity [{scale}]: MAGE-TD3 bf16 learns as f32 on Pendulum ({which} return)"
-        a, b = (fig.stat(summaries, f"pendulum/mage-{p}", which=which) for p in PRECISIONS)
+        a, b = (checks.stat(summaries, f"pendulum/mage-{p}", which=which) for p in PRECISIONS)
         if a is None or b is None:
-            out.append(fig.Bar(claim, None, "not run: pendulum/mage-f32 or pendulum/mage-bf16"))
+            out.append(checks.Bar(claim, None, "not run: pendulum/mage-f32 or pendulum/mage-bf16"))
             continue
-        detail = f"bf16 {fig.fmt(b)} vs f32 {fig.fmt(a)}; holds = each IQM inside the other's 95% bootstrap CI"
-        out.append(fig.Bar(claim, fig.iqms_overlap(a, b), detail))
-        versus = fig.compare_bar(f"bf16 vs f32 [{scale}] ({which})", summaries, "pendulum/mage-bf16",
+        detail = f"bf16 {checks.fmt(b)} vs f32 {checks.fmt(a)}; holds = each IQM inside the other's 95% bootstrap CI"
+        out.append(checks.Bar(claim, checks.iqms_overlap(a, b), detail))
+        versus = checks.compare_bar(f"bf16 vs f32 [{scale}] ({which})", summaries, "pendulum/mage-bf16",
                                  "pendulum/mage-f32", which=which, what=f"{which} return")
         out.append(dataclasses.replace(versus, info=True))  # P(bf16 > f32), reported, not a verdict
     return out

@@ -27,8 +27,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 ALGOS = ("mage", "dyna", "td3", "td3-utd")
 LABELS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3", "td3": "TD3", "td3-utd": "TD3-UTD"}
@@ -52,13 +52,13 @@ def conditions(scale: str) -> list[ex.Condition]:
             for env in ENVS[scale] for algo in ALGOS]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     out = []
     for env in ENVS[scale]:
-        out.append(fig.compare_bar(f"Fig. 2 {env} [{scale}] (issue 7): MAGE-TD3 AUC >= Dyna-TD3 AUC",
+        out.append(checks.compare_bar(f"Fig. 2 {env} [{scale}] (issue 7): MAGE-TD3 AUC >= Dyna-TD3 AUC",
                                    summaries, f"{env}/mage", f"{env}/dyna"))
         for base in ("td3", "td3-utd"):
-            out.append(fig.compare_bar(f"Fig. 2 {env} [{scale}] (paper's claim): MAGE-TD3 AUC >= {LABELS[base]} AUC",
+            out.append(checks.compare_bar(f"Fig. 2 {env} [{scale}] (paper's claim): MAGE-TD3 AUC >= {LABELS[base]} AUC",
                                        summaries, f"{env}/mage", f"{env}/{base}"))
     return out
 

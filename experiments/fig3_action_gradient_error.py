@@ -29,8 +29,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 from magejax.analysis import grad_error
 
 ALGOS = {"mage": "MAGE critic", "dyna": "TD critic (Dyna-TD3)"}
@@ -58,13 +58,13 @@ def conditions(scale: str) -> list[ex.Condition]:
             for env in ENVS[scale] for algo, label in ALGOS.items()]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
-    out = [fig.ratio_bar(f"Fig. 3 pendulum [{scale}] (issue 7): TD critic's error >= {FACTOR:g} x MAGE critic's",
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
+    out = [checks.ratio_bar(f"Fig. 3 pendulum [{scale}] (issue 7): TD critic's error >= {FACTOR:g} x MAGE critic's",
                          summaries, "pendulum/mage", "pendulum/dyna", FACTOR, metric="action_grad_error"),
-           fig.ratio_over_time(f"Fig. 3 pendulum [{scale}]: the error ratio along the run", summaries,
+           checks.ratio_over_time(f"Fig. 3 pendulum [{scale}]: the error ratio along the run", summaries,
                                "pendulum/mage", "pendulum/dyna", metric="action_grad_error")]
     for env in ENVS[scale][1:]:
-        out.append(fig.ratio_bar(f"Fig. 3 {env} [{scale}] (paper's claim, beyond Pendulum): TD error >= MAGE error",
+        out.append(checks.ratio_bar(f"Fig. 3 {env} [{scale}] (paper's claim, beyond Pendulum): TD error >= MAGE error",
                                  summaries, f"{env}/mage", f"{env}/dyna", 1.0, metric="action_grad_error"))
     return out
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 ENVS = {"tiny": ("pendulum",), "cpu": ("pendulum", "cartpole_swingup"),
         "paper": ("pendulum", "cartpole_swingup", "halfcheetah", "hopper", "walker2d", "ant", "pusher",
@@ -47,20 +47,20 @@ def conditions(scale: str) -> list[ex.Condition]:
             for env in ENVS[scale] for algo in ALGOS[scale] for reward in REWARDS]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     out = []
     for env in ENVS[scale]:
         for algo in ALGOS[scale]:
             true, learned = f"{env}/{algo}-true", f"{env}/{algo}-learned"
             claim = f"Fig. 4 {env} [{scale}] (paper's claim, no issue bar): {LABELS[algo]} loses little with a learned reward"
             for which in ("auc", "final"):
-                a, b = fig.stat(summaries, true, which=which), fig.stat(summaries, learned, which=which)
+                a, b = checks.stat(summaries, true, which=which), checks.stat(summaries, learned, which=which)
                 if a is None or b is None:
-                    out.append(fig.Bar(f"{claim} ({which})", None, f"not run: {true} or {learned}"))
+                    out.append(checks.Bar(f"{claim} ({which})", None, f"not run: {true} or {learned}"))
                     continue
-                holds = fig.iqms_overlap(a, b)
-                out.append(fig.Bar(f"{claim} ({which})", holds,
-                                   f"{which} return: learned {fig.fmt(b)} vs true {fig.fmt(a)}; "
+                holds = checks.iqms_overlap(a, b)
+                out.append(checks.Bar(f"{claim} ({which})", holds,
+                                   f"{which} return: learned {checks.fmt(b)} vs true {checks.fmt(a)}; "
                                    f"holds = each IQM inside the other's 95% bootstrap CI"))
     return out
 

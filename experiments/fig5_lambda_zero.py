@@ -22,8 +22,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 LAMS = (0.0, 0.05)
 CPU_STEPS, CPU_EVAL_EVERY = 3_000, 100
@@ -43,8 +43,8 @@ def conditions(scale: str) -> list[ex.Condition]:
             for lam in LAMS]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
-    return [fig.ratio_bar(f"Fig. 5 pendulum [{scale}] (issue 7): ‖∇ₐQ‖ with λ = 0 below {FRACTION:.0%} of λ = 0.05's",
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
+    return [checks.ratio_bar(f"Fig. 5 pendulum [{scale}] (issue 7): ‖∇ₐQ‖ with λ = 0 below {FRACTION:.0%} of λ = 0.05's",
                           summaries, "pendulum/lam0", "pendulum/lam0.05", 1 / FRACTION,
                           metric="q_action_grad_norm")]
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 ALGOS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3"}
 LAM = 0.05
@@ -55,22 +55,22 @@ def conditions(scale: str) -> list[ex.Condition]:
             for algo, label in ALGOS.items() for capacity in MODELS[scale]]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     env, out = ENV[scale], []
     for capacity in ("small", "smaller"):
         claim = f"Fig. 7 {env} [{scale}] (paper's claim, no issue bar): the {capacity} model costs MAGE no more AUC than Dyna-TD3"
         loss = {}
         for algo in ALGOS:
-            base = fig.stat(summaries, f"{env}/{algo}-default")
-            reduced = fig.stat(summaries, f"{env}/{algo}-{capacity}")
+            base = checks.stat(summaries, f"{env}/{algo}-default")
+            reduced = checks.stat(summaries, f"{env}/{algo}-{capacity}")
             if base is None or reduced is None or base["iqm"] is None or reduced["iqm"] is None:
                 break
             loss[algo] = base["iqm"] - reduced["iqm"]
         if len(loss) < 2:
-            out.append(fig.Bar(claim, None, "not run, or non-finite: a default or reduced run is missing"))
+            out.append(checks.Bar(claim, None, "not run, or non-finite: a default or reduced run is missing"))
             continue
         holds = loss["mage"] <= loss["dyna"]
-        out.append(fig.Bar(claim, holds, f"AUC lost to the {capacity} model: MAGE-TD3 {loss['mage']:.4g}, "
+        out.append(checks.Bar(claim, holds, f"AUC lost to the {capacity} model: MAGE-TD3 {loss['mage']:.4g}, "
                                         f"Dyna-TD3 {loss['dyna']:.4g} (default minus reduced, IQM over seeds)"))
     return out
 

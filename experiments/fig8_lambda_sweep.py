@@ -26,8 +26,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 LAMS = (0.05, 0.1, 0.2, 1.0)
 ENV = {"tiny": "pendulum", "cpu": "pendulum", "paper": "halfcheetah"}
@@ -47,9 +47,9 @@ def conditions(scale: str) -> list[ex.Condition]:
     return mage + [ex.Condition(f"{env}/dyna", "Dyna-TD3", env, partial(config, scale, "dyna", 0.2))]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     env = ENV[scale]
-    return [fig.compare_bar(f"Fig. 8 {env} [{scale}] (paper's claim, no issue bar): MAGE-TD3 λ = {lam:g} AUC >= Dyna-TD3 AUC",
+    return [checks.compare_bar(f"Fig. 8 {env} [{scale}] (paper's claim, no issue bar): MAGE-TD3 λ = {lam:g} AUC >= Dyna-TD3 AUC",
                             summaries, f"{env}/mage-lam{lam:g}", f"{env}/dyna") for lam in LAMS]
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 ENVS = {"tiny": ("pendulum",), "cpu": ("pendulum", "cartpole_swingup"), "paper": ("pendulum", "cartpole_swingup")}
 # name -> (algo, horizon, label); MAAC's horizon is its preset's (H = 3).
@@ -70,28 +70,28 @@ def mpc_probe(episodes: int, trainer):
     return probe
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     out = []
     for env in ENVS[scale]:
         for which in ("auc", "final"):
-            stats = {name: fig.stat(summaries, f"{env}/{name}", which=which) for name in ALGOS}
+            stats = {name: checks.stat(summaries, f"{env}/{name}", which=which) for name in ALGOS}
             if any(s is None for s in stats.values()):
                 missing = [f"{env}/{n}" for n, s in stats.items() if s is None]
-                out.append(fig.Bar(f"{env} [{scale}] {which} return", None, f"not run: {', '.join(missing)}", info=True))
+                out.append(checks.Bar(f"{env} [{scale}] {which} return", None, f"not run: {', '.join(missing)}", info=True))
                 continue
             ranked = sorted(stats, key=lambda n: -np.inf if stats[n]["mean"] is None else stats[n]["mean"],
                             reverse=True)
-            out.append(fig.Bar(f"{env} [{scale}] {which} return", None,
-                               "; ".join(f"{ALGOS[n][2]} {fig.fmt(stats[n])}" for n in ranked)
+            out.append(checks.Bar(f"{env} [{scale}] {which} return", None,
+                               "; ".join(f"{ALGOS[n][2]} {checks.fmt(stats[n])}" for n in ranked)
                                + " (mean over seeds, 95% CI; best first)", info=True))
         for name in ALGOS:
             final = (summaries.get(f"{env}/{name}") or {}).get("final_probe")
             if final is None:
-                out.append(fig.Bar(f"{env}/{name} [{scale}] MPC vs actor at the end", None, "not run", info=True))
+                out.append(checks.Bar(f"{env}/{name} [{scale}] MPC vs actor at the end", None, "not run", info=True))
                 continue
-            out.append(fig.Bar(f"{env}/{name} [{scale}] MPC vs actor at the end", None,
-                               f"MPC {fig.fmt(final['mpc_return'])}, actor {fig.fmt(final['actor_return'])}, "
-                               f"paired MPC − actor {fig.fmt(final['mpc_minus_actor'])}", info=True))
+            out.append(checks.Bar(f"{env}/{name} [{scale}] MPC vs actor at the end", None,
+                               f"MPC {checks.fmt(final['mpc_return'])}, actor {checks.fmt(final['actor_return'])}, "
+                               f"paired MPC − actor {checks.fmt(final['mpc_minus_actor'])}", info=True))
     return out
 
 

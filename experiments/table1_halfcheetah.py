@@ -25,8 +25,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from magejax.experiments import checks, figures as fig
 from magejax.experiments import conditions as ex
-from magejax.experiments import figures as fig
 
 ALGOS = {"mage": "MAGE-TD3", "dyna": "Dyna-TD3", "td3": "TD3"}
 PAPER = {"mage": (9660.79, 2821.31, "3e6 steps, 5 trials"), "dyna": (8372.76, 1859.73, "3e6 steps, 5 trials"),
@@ -51,21 +51,21 @@ def conditions(scale: str) -> list[ex.Condition]:
             for algo, label in ALGOS.items()]
 
 
-def bars(summaries: dict, scale: str) -> list[fig.Bar]:
+def bars(summaries: dict, scale: str) -> list[checks.Bar]:
     """No pass/fail: one informational line per algorithm, ours beside the paper's."""
     out = []
     for algo, label in ALGOS.items():
-        s = fig.stat(summaries, f"halfcheetah/{algo}", which="max")
+        s = checks.stat(summaries, f"halfcheetah/{algo}", which="max")
         mean, std, setting = PAPER[algo]
         paper = f"paper {mean:.2f} ± {std:.2f} ({setting})"
         if s is None:
-            out.append(fig.Bar(f"Table 1 {label} [{scale}]", None, f"not run; {paper}", info=True))
+            out.append(checks.Bar(f"Table 1 {label} [{scale}]", None, f"not run; {paper}", info=True))
             continue
         seeds = summaries[f"halfcheetah/{algo}"]["seeds"]
         steps = summaries[f"halfcheetah/{algo}"]["env_steps"]
         ours = "n/a" if s["mean"] is None else f"{s['mean']:.2f} ± {(s['std'] or 0.0):.2f}"
         note = "" if scale == "paper" else " — a short run, NOT an asymptote"
-        out.append(fig.Bar(f"Table 1 {label} [{scale}]", None,
+        out.append(checks.Bar(f"Table 1 {label} [{scale}]", None,
                            f"max average return {ours} ({steps} steps, {seeds} trials){note}; {paper}", info=True))
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from magejax import configs, envs
-from magejax.experiments import conditions as experiment, figures
+from magejax.experiments import checks, conditions as experiment, figures
 from magejax.runs import metrics_io
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -403,8 +403,8 @@ def test_iqm_curve_and_the_ratio_along_the_run():
     assert low["iqm_curve"] == {"env_step": [0, 100, 200, 300], "iqm": [4.0, 4.5, 5.0, 7.0]}
     high = experiment.curve_stats(steps, 3 * values)
     summaries = {"a": {"stats": {"m": low}}, "b": {"stats": {"m": high}}}
-    bar = figures.ratio_over_time("ratio", summaries, "a", "b", metric="m", points=3)
+    bar = checks.ratio_over_time("ratio", summaries, "a", "b", metric="m", points=3)
     assert bar.info and bar.line() == "INFO ratio: m IQM b / a at env step 0: 3, 200: 3, 300: 3"
     with_nan = experiment.curve_stats(steps, np.where(values == 1.0, np.nan, values))
     assert with_nan["iqm_curve"]["iqm"][0] is None
-    assert figures.ratio_over_time("r", {"a": {"stats": {"m": low}}}, "a", "b", metric="m").holds is None
+    assert checks.ratio_over_time("r", {"a": {"stats": {"m": low}}}, "a", "b", metric="m").holds is None
