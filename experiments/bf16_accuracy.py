@@ -37,18 +37,18 @@ from magejax.agents.td3 import make_agent  # noqa: E402
 from magejax.runs import trained  # noqa: E402
 
 
-def gradients(config, env, state, model, batch, key) -> dict:
+def gradients(config, env, state, model, batch, key, reward=None) -> dict:
     """Under f32 and bf16 on the same inputs: ∇ₐδ (both critics), the critic-parameter gradient,
     and the two terms ∇ₐδ is the difference of, ∇ₐy(a) (the TD target's) and ∇ₐQ_i(s, a)."""
     out = {}
     for precision in ("f32", "bf16"):
         agent = make_agent(config.replace(precision=precision), env)
 
-        def grads(state, model, batch):
-            g = jax.grad(lambda p: agent.critic_loss(p, state, model, batch, key)[0])(state.critic_params)
+        def grads(state, model, batch, reward):
+            g = jax.grad(lambda p: agent.critic_loss(p, state, model, batch, key, reward)[0])(state.critic_params)
             obs_in = agent.obs_input(state, batch.obs)
             action = agent.pi(state.actor_params, obs_in)
-            target = agent.imagined_target_fn(state, model, batch.obs, key)
+            target = agent.imagined_target_fn(state, model, batch.obs, key, reward)
             q_single = agent.q_fns[0]
             _, grad_a = critic.td_errors_and_action_grads(state.critic_params, obs_in, action, target,
                                                           q_single=q_single)
@@ -57,7 +57,7 @@ def gradients(config, env, state, model, batch, key) -> dict:
                 state.critic_params)
             return dict(grad_a_delta=grad_a, critic_gradient=jnp.concatenate([x.ravel() for x in jax.tree.leaves(g)]),
                         grad_a_target=grad_y, grad_a_q=grad_q)
-        out[precision] = jax.jit(grads)(state, model, batch)
+        out[precision] = jax.jit(grads)(state, model, batch, reward)
     rel = lambda a, b: float(jnp.linalg.norm(jnp.ravel(a - b)) / jnp.linalg.norm(jnp.ravel(b)))
     norm = lambda x: float(jnp.mean(jnp.linalg.norm(x, axis=-1)))
     return dict(**{name: rel(out["bf16"][name], out["f32"][name]) for name in out["f32"]},
@@ -81,7 +81,7 @@ def on_trained(run_dir: Path) -> list[dict]:
         batch = replay.sample(ts.buffer, jax.random.PRNGKey(100 + seed), loaded.run.config.batch_size)
         rows.append(dict(case=f"{name} seed {seed}, trained {loaded.env_step} env steps",
                          **gradients(loaded.run.config, loaded.trainer.env, ts.agent, ts.model, batch,
-                                     jax.random.PRNGKey(1))))
+                                     jax.random.PRNGKey(1), ts.reward_model)))
     return rows
 
 
