@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The learning runs of the issues "The paper's claims at a scale where everything learns" and
+# "Fidelity to the original code" in the order that serves them, one heavy job at a time on the
+# 2-core CPU. Rerun the same command after any interruption: every script reuses its finished
+# conditions (and other figures' equal ones) and resumes an unfinished one from its checkpoint.
+#
+#   mkdir -p runs && nohup experiments/learning_queue.sh >> runs/learning_queue.log 2>&1 &
+#
+# Progress: runs/learning_queue.log (one line per evaluation). Commit experiments/results/ as
+# conditions finish.
+set -u
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+run() { echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; "$PY" "$@" || echo "== exit $? from: $*"; }
+
+run experiments/fig2_sample_efficiency.py --scale cpu --only pendulum   # Fig. 2, Pendulum: 4 algorithms
+run experiments/fig3_action_gradient_error.py --scale cpu
+run experiments/bf16_parity.py --scale cpu                              # f32 copied from Fig. 2
+run experiments/fig2_sample_efficiency.py --scale cpu                   # + CartPole swing-up (20,000 steps)
+run experiments/cartpole_saturation.py                                  # reads Fig. 2's CartPole runs
+run experiments/fig8_lambda_sweep.py --scale cpu                        # λ = 0.2 and Dyna-TD3 copied
+run experiments/fig4_learned_reward.py --scale cpu
+run experiments/fig7_model_capacity.py --scale cpu                      # default models copied
+run experiments/cartpole_saturation.py                                  # + Fig. 4's learned reward
+run experiments/cpu_preset_sweep.py --only critic384_batch512 critic384_batch512_nonorm
+run experiments/fig2_sample_efficiency.py --scale paper --only pendulum --steps 10000 --eval-every 500
+run experiments/cpu_preset_sweep.py                                     # the rest of the grid
+run experiments/cpu_preset_sweep.py --report
