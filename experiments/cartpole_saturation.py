@@ -130,13 +130,20 @@ def table(results: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, nargs="+", default=DEFAULT_RUNS, help="finished run directories")
+    p.add_argument("--runs", type=Path, nargs="+", help="finished run directories (default: those of "
+                                                         "Fig. 2's CartPole runs and Fig. 4's learned reward that exist)")
     p.add_argument("--out", type=Path, default=RESULTS / "cartpole_saturation")
     args = p.parse_args(argv)
-    missing = [str(d) for d in args.runs if not (d / "config.json").exists()]
-    if missing:
+    runs = args.runs or [d for d in DEFAULT_RUNS if (d / "config.json").exists()]
+    missing = [str(d) for d in (args.runs or DEFAULT_RUNS) if not (d / "config.json").exists()]
+    if not runs or (args.runs and missing):
         p.error("no run in: " + ", ".join(missing) + " (run the figures first)")
-    results = [analyse(d) for d in args.runs]
+    for d in missing:
+        print(f"not run yet, left out: {d}")
+    try:
+        results = [analyse(d) for d in runs]
+    except trained.RunDirectoryError as e:  # no checkpoint, another run's, or a run in progress
+        p.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "results.md").write_text(table(results))
