@@ -65,7 +65,10 @@ def test_a_run_of_another_config_is_refused_on_resume(tmp_path):
 def _experiment(out: Path, env: dict) -> subprocess.Popen:
     args = [sys.executable, str(EXPERIMENTS / "fig2_sample_efficiency.py"), "--scale", "tiny", "--seeds", "2",
             "--only", "pendulum/mage", "--steps", "400", "--eval-every", "100", "--out", str(out),
-            "--compile-cache", env["CACHE"]]
+            "--compile-cache", env["CACHE"],
+            # The reference run beside --out is an equal finished run: without this flag the second
+            # script would copy it (conditions.adopt_finished_twin) instead of running and being killed.
+            "--no-reuse-across-figures"]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

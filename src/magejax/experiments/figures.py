@@ -76,8 +76,9 @@ def parse_args(figure: Figure, argv=None, description: str | None = None) -> arg
                         "figure's summary and checks then cover only those)")
     p.add_argument("--rerun", action="store_true", help="run conditions again even if finished")
     p.add_argument("--no-reuse-across-figures", action="store_true",
-                   help="do not copy another figure's finished run of the same config and seeds "
-                        "(e.g. Fig. 2's MAGE-TD3 as Fig. 8's λ = 0.2); run it here instead")
+                   help="do not copy a finished run of the same config and seeds from another "
+                        "results folder beside --out (another figure's, e.g. Fig. 2's MAGE-TD3 as Fig. "
+                        "8's λ = 0.2, or an earlier --out); run it here instead")
     p.add_argument("--summarize-only", action="store_true",
                    help="run nothing: summarise, plot and check what is already under --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
