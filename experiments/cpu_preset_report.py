@@ -32,7 +32,8 @@ def _row(name: str, timing: dict, summary: dict | None) -> dict:
     return row
 
 
-def write(runs: Path, results: Path, settings: dict) -> None:
+def write(runs: Path, results: Path, settings: dict, plot: bool = True) -> None:
+    """plot=False skips curves.png (its bootstrap bands are most of the report's time)."""
     timing = json.loads((results / "timing.json").read_text()) if (results / "timing.json").exists() else {}
     order = sorted(settings, key=lambda n: (timing.get(n) or timing.get(n.removesuffix("_nonorm"), {})).get("ms_per_env_step", float("inf")))
     rows, panels = [], {}
@@ -77,5 +78,5 @@ def write(runs: Path, results: Path, settings: dict) -> None:
         lines.append(f"| {label} | {fmt(r['ms_per_env_step_5_seeds'])}{twin} | {fmt(r['compile_s'])}{twin} | {reached} | "
                      f"{hit_text} | {fmt(r.get('median_first_hit'))} | {stopped} | {finals} |")
     (results / "sweep.md").write_text("\n".join(lines) + "\n")
-    if panels:
+    if plot and panels:
         plotting.plot_panels(panels, results / "curves.png", per_seed=True, hline=THRESHOLD, columns=4)

@@ -69,7 +69,7 @@ def test_sweep_report_from_a_fresh_checkout_keeps_every_setting_that_ran(tmp_pat
 
     results = tmp_path / "results"
     shutil.copytree(SWEEP.parent, results)
-    cpu_preset_report.write(tmp_path / "no_runs", results, cpu_preset_sweep.settings())
+    cpu_preset_report.write(tmp_path / "no_runs", results, cpu_preset_sweep.settings(), plot=False)
     rebuilt, committed = json.loads((results / "sweep.json").read_text()), json.loads(SWEEP.read_text())
     assert rebuilt["chosen"] == committed["chosen"]
     finished = lambda doc: {r["setting"] for r in doc["rows"] if "passes" in r}

@@ -4,6 +4,7 @@ interrupted condition keeps its rows and resumes)."""
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import json
 import math
@@ -126,14 +127,19 @@ def test_figures_share_runs_of_equal_configs():
     assert parity.config("cpu", "bf16") == fig2.config("cpu", "pendulum", "mage").replace(precision="bf16")
 
 
+@functools.cache
+def _flat_curve_stats(value: float) -> dict:
+    """`curve_stats` of a flat curve near `value` (3 seeds); cached: its bootstrap intervals are
+    the slow part of the check tests, and the same values recur across conditions."""
+    curves = value + np.array([[-0.01], [0.0], [0.01]]) * abs(value) + np.zeros((3, 3))
+    return experiment.curve_stats(np.array([0, 100, 200]), curves)
+
+
 def _summaries(values: dict, metric: str = "eval_return") -> dict:
     """Fake condition summaries: condition name -> a flat curve near `value` (3 seeds)."""
-    steps = np.array([0, 100, 200])
     out = {}
     for name, value in values.items():
-        curves = value + np.array([[-0.01], [0.0], [0.01]]) * abs(value) + np.zeros((3, 3))
-        stats = {"eval_return": experiment.curve_stats(steps, curves)}
-        stats[metric] = experiment.curve_stats(steps, curves)
+        stats = {"eval_return": _flat_curve_stats(value), metric: _flat_curve_stats(value)}
         out[name] = {"seeds": 3, "env_steps": 200, "stats": stats}
     return out
 
