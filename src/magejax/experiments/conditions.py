@@ -203,7 +203,8 @@ def adopt_finished_twin(cond: Condition, out: Path, *, seeds: int, base_seed: in
                 shutil.copy2(source / name, target / name)
         metrics_io.write_config(target, config, run=settings)  # this figure's label and panel
         summary = json.loads(summary_file.read_text())
-        summary.update(name=cond.name, label=cond.label, panel=cond.panel, copied_from=str(source))
+        summary.update(name=cond.name, label=cond.label, panel=cond.panel,
+                       copied_from=str(source.relative_to(search_root)))  # e.g. fig2_sample_efficiency/pendulum/mage
         (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
         return source
     return None
