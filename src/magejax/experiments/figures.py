@@ -170,6 +170,7 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
             continue
         runnable.append(cond)
     final_probe = (figure.final_probe or {}).get(args.scale)
+    copied = []
     if not args.rerun and not args.no_reuse_across_figures and figure.probe is None:
         for cond in runnable:  # another figure's finished run of the same config and seeds
             source = adopt_finished_twin(cond, out, seeds=cond.seeds or args.seeds or seeds, base_seed=args.seed,
@@ -177,7 +178,12 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
                                          needs_final=final_probe is not None)
             if source is not None:
                 log(f"[{cond.name}] the same config and seeds finished in {source}: copied, not rerun")
-    groups = program_groups(runnable, args.seeds or seeds, separately=args.one_program_per_condition)
+                copied.append(cond)
+    # A copied condition is finished: it must not join a program with unfinished ones (which
+    # would train it again), so it is summarised on its own.
+    groups = program_groups([c for c in runnable if c not in copied], args.seeds or seeds,
+                            separately=args.one_program_per_condition)
+    groups += [([cond], cond.seeds or args.seeds or seeds) for cond in copied]
     for k, (group, group_seeds) in enumerate(groups):
         log(f"== {figure.name} [{args.scale}] program {k + 1}/{len(groups)}: "
             f"{', '.join(cond.name for cond in group)} (elapsed {hms(time.perf_counter() - t0)})")
