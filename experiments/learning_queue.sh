@@ -13,9 +13,13 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 run() { echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; "$PY" "$@" || echo "== exit $? from: $*"; }
 
+# A queue restarted while one of its scripts still runs waits for it (two heavy jobs would share
+# the 2 cores and slow both).
+while pgrep -f "experiments/[a-z0-9_]+\.py" > /dev/null; do sleep 30; done
+
 run experiments/fig2_sample_efficiency.py --scale cpu --only pendulum   # Fig. 2, Pendulum: 4 algorithms
-run experiments/fig3_action_gradient_error.py --scale cpu
 run experiments/bf16_parity.py --scale cpu                              # f32 copied from Fig. 2
+run experiments/fig3_action_gradient_error.py --scale cpu
 run experiments/fig2_sample_efficiency.py --scale cpu                   # + CartPole swing-up (20,000 steps)
 run experiments/cartpole_saturation.py                                  # reads Fig. 2's CartPole runs
 run experiments/fig8_lambda_sweep.py --scale cpu                        # λ = 0.2 and Dyna-TD3 copied
