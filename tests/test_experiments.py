@@ -319,6 +319,34 @@ def test_a_finished_twin_in_another_figure_is_copied_not_rerun(tmp_path):
     assert adopt(dyna8) is not None and metrics_io.read_metrics(out / dyna8.name)[0]["eval_return"] == -50.0
 
 
+def test_a_copied_condition_is_not_trained_again_with_its_sweep(tmp_path, monkeypatch):
+    """Fig. 8's λ values share one compiled program; λ = 0.2 is Fig. 2's finished MAGE run. The
+    copy must stay out of the program that trains the other λ values (a program resumes only
+    when all its members are the same run, so it would train λ = 0.2 again from step 0)."""
+    fig2, fig8 = script("fig2_sample_efficiency"), script("fig8_lambda_sweep")
+    mage2 = next(c for c in fig2.conditions("cpu") if c.name == "pendulum/mage")
+    results = tmp_path / "results"
+    _fake_run(results / "fig2_sample_efficiency" / "pendulum/mage", mage2, seeds=5, value=-150.0)
+    programs = []
+
+    def fake_run_conditions(group, out, *, seeds, **kwargs):  # records each program; "trains" it
+        programs.append(([c.name for c in group], seeds))
+        for cond in group:
+            if not (out / cond.name / experiment.SUMMARY_FILE).exists():
+                _fake_run(out / cond.name, cond, seeds=seeds, value=-900.0)
+        return [experiment.summarize_condition(out / c.name, c.name, kwargs["metrics"]) for c in group]
+
+    monkeypatch.setattr(figures, "run_conditions", fake_run_conditions)
+    doc = fig8.main(["--scale", "cpu", "--out", str(results / "fig8_lambda_sweep"), "--only", "mage-lam",
+                     "--compile-cache", "off", "--quiet"])
+    sweep = [names for names, _ in programs if len(names) > 1]
+    assert sweep == [["pendulum/mage-lam0.05", "pendulum/mage-lam0.1", "pendulum/mage-lam1"]]
+    assert (["pendulum/mage-lam0.2"], 5) in programs
+    # λ = 0.2's results are Fig. 2's, not a new run's.
+    assert doc["conditions"]["pendulum/mage-lam0.2"]["stats"]["eval_return"]["final"]["iqm"] == pytest.approx(350.0)
+    assert doc["conditions"]["pendulum/mage-lam0.1"]["stats"]["eval_return"]["final"]["iqm"] == pytest.approx(-400.0)
+
+
 def test_mpc_probe_pairs_the_actor_and_the_planner_on_the_same_episodes():
     import jax
 
