@@ -68,6 +68,11 @@ def table(results: dict) -> str:
                 f"bf16 {p['ms_per_update']['bf16']['median']:.2f}; f32/bf16 {p['f32_over_bf16']:.2f} "
                 f"(target {p['target']:.1f}: {'met' if p['meets_target'] else 'NOT met'}); "
                 f"{100 * bf16_share:.0f}% of the bf16 update's dot FLOPs run with bf16 operands")
+            for prec, prof in p.get("profile", {}).items():
+                add(f"precision        {size:<12} {prec} profile ({prof['wall_ms']:.1f} ms per update; share of "
+                    f"thunk time): " + "; ".join(f"{c} {100 * v['share']:.0f}%" + (f" at {v['gflops']:.0f} GFLOP/s"
+                                                                               if "gflops" in v else "")
+                                                 for c, v in prof["categories"].items() if v["share"] >= 0.01))
     if (r := results.get("model_train_step")) and "error" not in r:
         add("")
         for size, m in r.items():

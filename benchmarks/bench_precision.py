@@ -1,7 +1,8 @@
 """Mixed precision: the paper-size MAGE-TD3 update in float32 against bf16 (`Config.precision`),
 timed interleaved in one process so that load affects both alike; the matmul peak in each; and a
 census of the compiled update's matrix products by operand type, weighted by FLOPs, which shows
-how much of the work XLA actually runs in bf16 (it converts some product forms back to float32)."""
+how much of the work XLA actually runs in bf16 (it converts some product forms back to float32);
+and a per-operation profile of both updates (`bench_profile`): where the time goes."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_profile import profile_compiled
 from bench_common import Settings, keys_for, log, problem_inputs, size_problem, summary, timed_call
 
 # The issue's targets for the f32/bf16 ratio of the paper-size MAGE-TD3 update.
@@ -68,5 +70,7 @@ def bench_precision(s: Settings, key: jax.Array) -> dict:
         speedup = ms["f32"]["median"] / ms["bf16"]["median"]
         out[size] = dict(problem=note.replace("'mage'", "MAGE-TD3"), ms_per_update=ms, f32_over_bf16=speedup,
                          target=TARGET_SPEEDUP[size], meets_target=bool(speedup >= TARGET_SPEEDUP[size]),
-                         bf16_dot_census=dot_census(compiled["bf16"][0].as_text()))
+                         bf16_dot_census=dot_census(compiled["bf16"][0].as_text()),
+                         profile={p: profile_compiled(fn, (state, model, batch, keys[0], jnp.asarray(True)), s.reps)
+                                  for p, (fn, state, model, batch) in compiled.items()})
     return out

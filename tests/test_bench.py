@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -77,5 +79,40 @@ def test_quick_bench_writes_a_sane_report(tmp_path):
     census = precision["bf16_dot_census"]
     assert any(k.startswith("bf16 x bf16") for k in census)  # the bf16 update has bf16 products
     assert math.isclose(sum(e["flop_share"] for e in census.values()), 1.0, rel_tol=1e-9)
+    for prec, prof in precision["profile"].items():  # the per-operation profile of each update
+        cats = prof["categories"]
+        assert math.isclose(sum(c["share"] for c in cats.values()), 1.0, rel_tol=1e-9)
+        assert all(c["ms"] > 0 for c in cats.values()) and prof["wall_ms"] > 0
+        products = [k for k in cats if k.startswith("product")]
+        assert products and all(cats[k]["gflops"] > 0 for k in products)
+        assert any("bf16 x bf16" in k for k in products) == (prec == "bf16"), (prec, products)
 
     assert "update_step" in proc.stdout and "f32/bf16" in proc.stdout and "wrote" in proc.stdout
+
+
+def test_profile_classifies_each_product_form_and_times_it():
+    """bench_profile: the three dense-layer product forms are named by their dimension numbers,
+    and a profiled program's categories carry its products' FLOPs."""
+    import jax
+    import jax.numpy as jnp
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_profile import classify_instructions, dot_form, profile_compiled
+
+    assert dot_form(2, 2, "lhs_contracting_dims={1}, rhs_contracting_dims={0}") == ("NN", 1)
+    assert dot_form(2, 2, "lhs_contracting_dims={1}, rhs_contracting_dims={1}") == ("NT", 1)
+    assert dot_form(2, 2, "lhs_contracting_dims={0}, rhs_contracting_dims={0}") == ("TN", 1)
+    batched = "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}"
+    assert dot_form(3, 3, batched) == ("TN", 1)
+
+    x, w = jnp.ones((256, 64)), jnp.ones((64, 32))
+    loss = lambda w, x: jnp.tanh(x @ w).sum()
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(w, x).compile()
+    classes = classify_instructions(grad.as_text())
+    products = {c for c, _, _ in classes.values() if c.startswith("product")}
+    assert products == {f"product {form}, f32 x f32 operands" for form in ("NN", "NT", "TN")}, products
+    total = sum(f for c, f, _ in classes.values() if c.startswith("product"))
+    assert total == 3 * 2 * 256 * 64 * 32  # forward x·W, backward g·Wᵀ and xᵀ·g
+    prof = profile_compiled(grad, (w, x), reps=3)
+    assert sum(v.get("gflops", 0) * v["ms"] / 1e3 * 1e9 for v in prof["categories"].values()) == \
+        pytest.approx(total, rel=1e-6)
