@@ -33,7 +33,8 @@ LOG_FILE = "log.txt"
 
 @dataclasses.dataclass(frozen=True)
 class Plot:
-    """One PNG: `metric` per panel, mean and 95% band over seeds."""
+    """One PNG: `metric` per panel; the interquartile mean over seeds with its 95% stratified
+    bootstrap band, and each seed as a thin line (`plotting.plot_panels`)."""
 
     metric: str = "eval_return"
     ylabel: str = "evaluation return"
