@@ -5,12 +5,10 @@ how much of the work XLA actually runs in bf16 (it converts some product forms b
 and a per-operation profile of both updates (`bench_profile`): where the time goes."""
 from __future__ import annotations
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_profile import profile_compiled
+from bench_profile import dot_census, profile_compiled
 from bench_common import Settings, keys_for, log, problem_inputs, size_problem, summary, timed_call
 
 # The issue's targets for the f32/bf16 ratio of the paper-size MAGE-TD3 update.
@@ -24,28 +22,6 @@ def matmul_gflops(n: int, dtype, reps: int, key: jax.Array) -> float:
     timed_call(f, a, b)
     times = [timed_call(f, a, b)[1] for _ in range(max(reps, 10))]
     return 2.0 * n**3 / float(np.median(times)) / 1e9
-
-
-def dot_census(hlo_text: str) -> dict:
-    """'lhs x rhs -> out' operand types of every dot in optimised HLO text -> dots and FLOP share."""
-    shapes = {}
-    for m in re.finditer(r"%?([\w.\-]+)(?: =|:) ([a-z0-9]+)\[([0-9,]*)\]", hlo_text):
-        shapes.setdefault(m.group(1), (m.group(2), [int(x) for x in m.group(3).split(",") if x]))
-    census = {}
-    pattern = r"= ([a-z0-9]+)\[([0-9,]*)\]\{[0-9,]*\} dot\(%([\w.\-]+), %([\w.\-]+)\), (.*)$"
-    for m in re.finditer(pattern, hlo_text, re.M):
-        out = [int(x) for x in m.group(2).split(",") if x]
-        lhs, rhs = shapes[m.group(3)], shapes[m.group(4)]
-        contracting = re.search(r"lhs_contracting_dims=\{([0-9,]*)\}", m.group(5)).group(1)
-        k = int(np.prod([lhs[1][int(d)] for d in contracting.split(",") if d]))
-        flops = 2 * k * int(np.prod(out))
-        entry = census.setdefault(f"{lhs[0]} x {rhs[0]} -> {m.group(1)}", {"dots": 0, "flops": 0})
-        entry["dots"] += 1
-        entry["flops"] += flops
-    total = sum(e["flops"] for e in census.values()) or 1
-    for e in census.values():
-        e["flop_share"] = e["flops"] / total
-    return census
 
 
 def bench_precision(s: Settings, key: jax.Array) -> dict:

@@ -38,19 +38,21 @@ def _attr(rest: str, name: str) -> list[int]:
     return _dims(m.group(1)) if m else []
 
 
-def dot_form(lhs_rank: int, rhs_rank: int, rest: str) -> tuple[str, int]:
-    """('NN' | 'NT' | 'TN' | 'TT', number of contracted dims) of a dot from its dimension numbers."""
+def dot_form(lhs_rank: int, rhs_rank: int, rest: str) -> str:
+    """'NN' | 'NT' | 'TN' | 'TT': a dot's form, from its dimension numbers (`rest` of its HLO line)."""
     lb, lc, rb, rc = (_attr(rest, n) for n in ("lhs_batch_dims", "lhs_contracting_dims",
                                                "rhs_batch_dims", "rhs_contracting_dims"))
     lhs_free = [d for d in range(lhs_rank) if d not in lb]
     rhs_free = [d for d in range(rhs_rank) if d not in rb]
     lhs_n = bool(lc) and lc[-1] == lhs_free[-1]  # contracts its last non-batch dim: x·…
     rhs_n = bool(rc) and rc[0] == rhs_free[0]    # contracts its first non-batch dim: …·W
-    return ("N" if lhs_n else "T") + ("N" if rhs_n else "T"), len(lc)
+    return ("N" if lhs_n else "T") + ("N" if rhs_n else "T")
 
 
 def classify_instructions(hlo_text: str) -> dict[str, tuple[str, float, str]]:
-    """Optimised HLO text -> {instruction name: (category, FLOPs, the JAX op it came from)}."""
+    """Optimised HLO text -> {instruction name: (category, FLOPs, the JAX op it came from)} for
+    every instruction that runs as a thunk. A product's category names its form and its operand
+    and output types, e.g. "product TN, bf16 x bf16 -> bf16"."""
     shapes: dict[str, tuple[str, list[int]]] = {}
     comps: dict[str, list[tuple]] = {}
     origins: dict[str, str] = {}
@@ -64,29 +66,29 @@ def classify_instructions(hlo_text: str) -> dict[str, tuple[str, float, str]]:
             name, dtype, dims, opcode, rest = m.groups()
             shapes[name] = (dtype, _dims(dims))
             if current is not None:
-                current.append((name, opcode, rest, _dims(dims)))
+                current.append((name, opcode, rest, dtype, _dims(dims)))
             origin = re.search(r'op_name="([^"]*)"', rest)  # XLA-made ops (converts) have none
             origins[name] = origin.group(1) if origin else f"(XLA: {re.sub(r'[.0-9]+$', '', name)})"
 
-    def product(rest: str, out_dims: list[int]) -> tuple[str, float]:
+    def product(rest: str, out_type: str, out_dims: list[int]) -> tuple[str, float]:
         operands = re.findall(r"%([\w.\-]+)", rest.split(")")[0])[:2]
         (lt, ld), (rt, rd) = shapes[operands[0]], shapes[operands[1]]
-        form, _ = dot_form(len(ld), len(rd), rest)
         k = int(np.prod([ld[d] for d in _attr(rest, "lhs_contracting_dims")]))
-        return f"product {form}, {lt} x {rt} operands", 2.0 * k * float(np.prod(out_dims))
+        return (f"product {dot_form(len(ld), len(rd), rest)}, {lt} x {rt} -> {out_type}",
+                2.0 * k * float(np.prod(out_dims)))
 
-    fused = {c for body in comps.values() for _, op, rest, _ in body if op == "fusion"
+    fused = {c for body in comps.values() for _, op, rest, _, _ in body if op == "fusion"
              for c in re.findall(r"calls=%([\w.\-]+)", rest)}
     out = {}  # the instructions that run as thunks: those outside fused computations
     for comp, body in comps.items():
         if comp in fused:
             continue
-        for name, opcode, rest, dims in body:
+        for name, opcode, rest, dtype, dims in body:
             if opcode == "dot":
-                out[name] = product(rest, dims) + (origins[name],)
+                out[name] = product(rest, dtype, dims) + (origins[name],)
             elif opcode == "fusion":
                 called = re.search(r"calls=%([\w.\-]+)", rest)
-                inner = [product(r, d) for _, op, r, d in comps.get(called.group(1) if called else "", [])
+                inner = [product(r, t, d) for _, op, r, t, d in comps.get(called.group(1) if called else "", [])
                          if op == "dot"]
                 if inner:  # a fusion around one product (YNNPACK's, or a dot with its converts)
                     out[name] = (inner[0][0], sum(f for _, f in inner), origins[name])
@@ -164,3 +166,18 @@ def profile_compiled(compiled, args: tuple, reps: int, top: int = 10) -> dict:
     top_others = sorted(([ms, origin] for origin, ms in others.items()), reverse=True)[:top]
     return {"wall_ms": 1e3 * float(np.median(walls)), "thunk_ms": total, "categories": cats,
             "top_non_products": top_others}
+
+
+def dot_census(hlo_text: str) -> dict:
+    """'lhs x rhs -> out' operand and output types of the dots in optimised HLO text -> the number
+    of thunks with such products and their share of the product FLOPs."""
+    census: dict[str, dict] = {}
+    for category, flops, _ in classify_instructions(hlo_text).values():
+        if category.startswith("product"):
+            entry = census.setdefault(category.split(", ", 1)[1], {"dots": 0, "flops": 0.0})
+            entry["dots"] += 1
+            entry["flops"] += flops
+    total = sum(e["flops"] for e in census.values()) or 1.0
+    for e in census.values():
+        e["flop_share"] = e["flops"] / total
+    return census

@@ -99,18 +99,18 @@ def test_profile_classifies_each_product_form_and_times_it():
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_profile import classify_instructions, dot_form, profile_compiled
 
-    assert dot_form(2, 2, "lhs_contracting_dims={1}, rhs_contracting_dims={0}") == ("NN", 1)
-    assert dot_form(2, 2, "lhs_contracting_dims={1}, rhs_contracting_dims={1}") == ("NT", 1)
-    assert dot_form(2, 2, "lhs_contracting_dims={0}, rhs_contracting_dims={0}") == ("TN", 1)
+    assert dot_form(2, 2, "lhs_contracting_dims={1}, rhs_contracting_dims={0}") == "NN"
+    assert dot_form(2, 2, "lhs_contracting_dims={1}, rhs_contracting_dims={1}") == "NT"
+    assert dot_form(2, 2, "lhs_contracting_dims={0}, rhs_contracting_dims={0}") == "TN"
     batched = "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}"
-    assert dot_form(3, 3, batched) == ("TN", 1)
+    assert dot_form(3, 3, batched) == "TN"
 
     x, w = jnp.ones((256, 64)), jnp.ones((64, 32))
     loss = lambda w, x: jnp.tanh(x @ w).sum()
     grad = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(w, x).compile()
     classes = classify_instructions(grad.as_text())
     products = {c for c, _, _ in classes.values() if c.startswith("product")}
-    assert products == {f"product {form}, f32 x f32 operands" for form in ("NN", "NT", "TN")}, products
+    assert products == {f"product {form}, f32 x f32 -> f32" for form in ("NN", "NT", "TN")}, products
     total = sum(f for c, f, _ in classes.values() if c.startswith("product"))
     assert total == 3 * 2 * 256 * 64 * 32  # forward x·W, backward g·Wᵀ and xᵀ·g
     prof = profile_compiled(grad, (w, x), reps=3)
