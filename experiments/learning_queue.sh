@@ -20,7 +20,9 @@ while pgrep -f "experiments/[a-z0-9_]+\.py" > /dev/null; do sleep 30; done
 run experiments/fig2_sample_efficiency.py --scale cpu --only pendulum   # Fig. 2, Pendulum: 4 algorithms
 run experiments/bf16_parity.py --scale cpu                              # f32 copied from Fig. 2
 run experiments/fig3_action_gradient_error.py --scale cpu
-run experiments/fig2_sample_efficiency.py --scale cpu                   # + CartPole swing-up (20,000 steps)
+run experiments/fig2_sample_efficiency.py --scale cpu --only cartpole_swingup/mage
+run experiments/fig2_sample_efficiency.py --scale cpu --only cartpole_swingup/td3  # TD3 and TD3-UTD: minutes
+run experiments/fig2_sample_efficiency.py --scale cpu                   # + CartPole Dyna-TD3 (~75 min)
 run experiments/cartpole_saturation.py                                  # reads Fig. 2's CartPole runs
 run experiments/fig8_lambda_sweep.py --scale cpu                        # λ = 0.2 and Dyna-TD3 copied
 run experiments/fig4_learned_reward.py --scale cpu
