@@ -22,6 +22,8 @@ run experiments/bf16_parity.py --scale cpu                              # f32 co
 run experiments/fig3_action_gradient_error.py --scale cpu
 run experiments/fig2_sample_efficiency.py --scale cpu --only cartpole_swingup/mage
 run experiments/fig2_sample_efficiency.py --scale cpu --only cartpole_swingup/td3  # TD3 and TD3-UTD: minutes
+F2=experiments/results/fig2_sample_efficiency/cartpole_swingup                # their checkpoints are not
+run experiments/cartpole_saturation.py --runs $F2/mage $F2/td3 $F2/td3-utd     # committed: diagnose now
 run experiments/fig2_sample_efficiency.py --scale cpu                   # + CartPole Dyna-TD3 (~75 min)
 run experiments/cartpole_saturation.py                                  # reads Fig. 2's CartPole runs
 run experiments/fig8_lambda_sweep.py --scale cpu                        # λ = 0.2 and Dyna-TD3 copied
