@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import math
-
-import pytest
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks" / "bench.py"
