@@ -176,6 +176,18 @@ def test_checks_hold_and_fail_on_the_numbers(name, metric, good, bad, verdict_in
     assert all(b.holds is None for b in mod.bars({}, "tiny"))
 
 
+def test_fig7_small_model_check_compares_with_the_default_interval():
+    """MAGE-TD3-small holds the bar inside (or above) the default run's interval, fails below it."""
+    mod = script("fig7_model_capacity")
+    near = mod.small_model_bar(_summaries({"pendulum/mage-default": -300.0, "pendulum/mage-small": -301.0}),
+                               "pendulum", "tiny")
+    far = mod.small_model_bar(_summaries({"pendulum/mage-default": -300.0, "pendulum/mage-small": -400.0}),
+                              "pendulum", "tiny")
+    assert near.holds is True and far.holds is False, (near.line(), far.line())
+    assert mod.small_model_bar({}, "pendulum", "tiny").holds is None
+    assert mod.bars({}, "tiny")[-1].claim == near.claim
+
+
 def test_table1_reports_max_average_return_beside_the_paper():
     mod = script("table1_halfcheetah")
     bars = mod.bars(_summaries({"halfcheetah/mage": 1234.0}), "cpu")
