@@ -28,12 +28,19 @@ sweep still runs the others (`--all`) for the table.
 
 Run directories: runs/cpu_preset_sweep/<setting>/ (ignored by git); the committed table, plot and
 per-setting summaries: experiments/results/cpu_preset_sweep/.
+
+A setting that another experiment has already run in full (same config, 5 seeds, base seed 0;
+`finished_twin`) is not trained again: the paper-size setting critic384_batch512 is Fig. 2's
+paper-size Pendulum MAGE-TD3 run with evaluation every 250 steps. A run is a pure function of
+(config, seeds), so the twin's evaluations up to the step where the stopping rules fire are the
+ones this sweep would make; the setting's directory gets exactly those rows.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -134,6 +141,54 @@ def stop_reason(rows: list[dict], env_step: int) -> str | None:
     return None
 
 
+def finished_twin(config, search_root: Path | None = None) -> Path | None:
+    """A finished run of exactly `config` with this sweep's seeds (5, base seed 0) under
+    `search_root` (default experiments/results, outside this sweep's own folder), or None."""
+    from magejax.runs import metrics_io
+
+    search_root = search_root or ROOT / "experiments" / "results"
+    for summary in sorted(search_root.glob("*/**/summary.json")):
+        source = summary.parent
+        if RESULTS in source.parents or source == RESULTS:
+            continue
+        try:
+            settings = metrics_io.read_run_settings(source) or {}
+            if (metrics_io.read_config(source) == config and settings.get("seeds") == SEEDS
+                    and settings.get("seed", 0) == 0):
+                return source
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def rows_until_stop(rows: list[dict]) -> tuple[list[dict], str, int]:
+    """The rows of a full run up to the first evaluation at which the stopping rules fire, the
+    rule that fired ("end" if none did) and that step."""
+    steps = sorted({r["env_step"] for r in rows})
+    for step in steps:
+        kept = [r for r in rows if r["env_step"] <= step]
+        reason = stop_reason(kept, step)
+        if reason is not None:
+            return kept, reason, step
+    return rows, "end", steps[-1]
+
+
+def adopt_twin(name: str, twin: Path, run_dir: Path) -> dict:
+    """Write `run_dir` (config, the metrics rows up to the stop, summary) from a finished twin run."""
+    from magejax.runs import metrics_io
+
+    rows, reason, last = rows_until_stop(metrics_io.read_metrics(twin))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(twin / metrics_io.CONFIG_FILE, run_dir / metrics_io.CONFIG_FILE)
+    with open(twin / metrics_io.METRICS_FILE) as src, open(run_dir / metrics_io.METRICS_FILE, "w") as dst:
+        dst.writelines(line for line in src if line.strip() and json.loads(line)["env_step"] <= last)
+    twin_summary = json.loads((twin / "summary.json").read_text())
+    log(f"{name}: the finished run {twin} has this config and seeds; its evaluations to step {last} "
+        f"({reason}) are this setting's")
+    return dict(stopped=reason, train_s=None, loads=None, copied_from=str(twin.relative_to(ROOT)) if ROOT in twin.parents else str(twin),
+                twin_train_s=twin_summary.get("train_s"), twin_env_steps=twin_summary.get("env_steps"))
+
+
 def learn(name: str, overrides: dict) -> dict:
     """Run (or resume) one setting with the run driver; returns its summary (also summary.json)."""
     from magejax.runs import driver, metrics_io, progress
@@ -143,6 +198,12 @@ def learn(name: str, overrides: dict) -> dict:
     if summary_path.exists():
         return json.loads(summary_path.read_text())
     config = config_of(overrides)
+    twin = None if (run_dir / metrics_io.METRICS_FILE).exists() else finished_twin(config)
+    if twin is not None:
+        adopted = adopt_twin(name, twin, run_dir)
+        return _write_summary(name, overrides, run_dir, adopted["stopped"], adopted["train_s"], None,
+                              copied_from=adopted["copied_from"], twin_train_s=adopted["twin_train_s"],
+                              twin_env_steps=adopted["twin_env_steps"])
     run_dir.mkdir(parents=True, exist_ok=True)
     loads, reason = [], [None]
 
@@ -156,17 +217,24 @@ def learn(name: str, overrides: dict) -> dict:
 
     result = driver.run(config, run_dir, seeds=SEEDS, seed=0, resume=True, run_settings={"sweep": "cpu_preset"},
                         keep=2, start_if_none=True, stop_fn=stop, progress_fn=progress.lines(prefix=f"{name}: ", write=log), note=log)
+    return _write_summary(name, overrides, run_dir, reason[0], result.train_s, loads)
+
+
+def _write_summary(name: str, overrides: dict, run_dir: Path, reason: str | None, train_s: float | None,
+                   loads: list | None, **extra) -> dict:
+    from magejax.runs import metrics_io
+
     rows = metrics_io.read_metrics(run_dir)
     hits = first_hits(rows)
     last = max(r["env_step"] for r in rows)
     summary = dict(setting=name, overrides={k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                    first_hit_step=hits, seeds_reached=sum(h is not None for h in hits),
-                   stopped=reason[0] or stop_reason(rows, last) or "end", last_step=last,
+                   stopped=reason or stop_reason(rows, last) or "end", last_step=last,
                    final_returns=[r["eval_return"] for r in sorted(rows, key=lambda r: r["seed"])
                                   if r["env_step"] == last],
-                   train_s=result.train_s, load_1min_during=[min(loads), max(loads)] if loads else None,
-                   passes=sum(h is not None for h in hits) >= 4)
-    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+                   train_s=train_s, load_1min_during=[min(loads), max(loads)] if loads else None,
+                   passes=sum(h is not None for h in hits) >= 4, **extra)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 

@@ -74,3 +74,67 @@ def test_sweep_report_from_a_fresh_checkout_keeps_every_setting_that_ran(tmp_pat
     assert rebuilt["chosen"] == committed["chosen"]
     finished = lambda doc: {r["setting"] for r in doc["rows"] if "passes" in r}
     assert finished(rebuilt) == finished(committed) and len(finished(rebuilt)) >= 4
+
+
+def _sweep_module():
+    import sys
+
+    sys.path.insert(0, str(SWEEP.parents[2]))
+    import cpu_preset_sweep
+    return cpu_preset_sweep
+
+
+def _fake_run(run_dir, config, hits, seeds=5, last=10_000, every=250):
+    """A finished run dir whose seed i returns -1400 before env step hits[i] and -150 from it on."""
+    from magejax.runs import metrics_io
+
+    run_dir.mkdir(parents=True)
+    metrics_io.write_config(run_dir, config, run={"seeds": seeds, "seed": 0})
+    with open(run_dir / metrics_io.METRICS_FILE, "w") as f:
+        for step in range(every, last + 1, every):
+            for seed in range(seeds):
+                ret = -150.0 if hits[seed] is not None and step >= hits[seed] else -1400.0
+                f.write(json.dumps({"env_step": step, "seed": seed, "eval_return": ret}) + "\n")
+    (run_dir / "summary.json").write_text(json.dumps({"train_s": 123.0, "env_steps": last}))
+
+
+def test_sweep_adopts_a_finished_twin_up_to_where_its_stopping_rules_fire(tmp_path, monkeypatch):
+    """The paper-size setting is Fig. 2's paper-size MAGE-TD3 run: a finished run of the same
+    config and seeds is cut where the sweep's own rules would have stopped it, not retrained."""
+    from magejax.runs import metrics_io
+
+    sweep = _sweep_module()
+    name = "critic384_batch512"
+    overrides = sweep.settings()[name]
+    config = sweep.config_of(overrides)
+    results = tmp_path / "experiments" / "results"
+    twin = results / "fig2_sample_efficiency_paper" / "pendulum" / "mage"
+    _fake_run(twin, config, [1000, 1500, 2000, 2500, 3000])
+    # Near misses, found first, are never taken: another config, another seed count.
+    _fake_run(results / "a_near_misses" / "batch256", sweep.config_of({**overrides, "batch_size": 256}), [250] * 5)
+    _fake_run(results / "a_near_misses" / "three_seeds", config, [250] * 3, seeds=3)
+    monkeypatch.setattr(sweep, "ROOT", tmp_path)
+    monkeypatch.setattr(sweep, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(sweep, "RESULTS", results / "cpu_preset_sweep")
+    assert sweep.finished_twin(config) == twin
+
+    summary = sweep.learn(name, overrides)
+    # Success rule: every seed at -250 by 3000, then 1000 more steps.
+    assert summary["stopped"] == "success" and summary["last_step"] == 4000
+    assert summary["first_hit_step"] == [1000, 1500, 2000, 2500, 3000] and summary["passes"] is True
+    assert summary["final_returns"] == [-150.0] * 5
+    assert summary["copied_from"] == "experiments/results/fig2_sample_efficiency_paper/pendulum/mage"
+    assert summary["twin_train_s"] == 123.0
+    rows = metrics_io.read_metrics(tmp_path / "runs" / name)
+    assert max(r["env_step"] for r in rows) == 4000 and len(rows) == 16 * 5
+    assert metrics_io.read_config(tmp_path / "runs" / name) == config
+
+
+def test_sweep_rules_cut_a_full_run_at_failure_and_keep_it_to_the_end_otherwise():
+    sweep = _sweep_module()
+    rows = lambda hits: [{"env_step": s, "seed": i, "eval_return": -150.0 if h is not None and s >= h else -1400.0}
+                         for s in range(250, 10_001, 250) for i, h in enumerate(hits)]
+    kept, reason, step = sweep.rows_until_stop(rows([2000, None, None, None, None]))
+    assert (reason, step, max(r["env_step"] for r in kept)) == ("failure", 6000, 6000)
+    kept, reason, step = sweep.rows_until_stop(rows([2000, 3000, None, None, 9500]))
+    assert (reason, step, len(kept)) == ("end", 10_000, 40 * 5)
