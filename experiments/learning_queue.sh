@@ -23,13 +23,10 @@ run experiments/fig3_action_gradient_error.py --scale cpu
 run experiments/fig2_sample_efficiency.py --scale cpu --only cartpole_swingup/mage
 run experiments/fig2_sample_efficiency.py --scale cpu --only cartpole_swingup/td3  # TD3 and TD3-UTD: minutes
 F2=experiments/results/fig2_sample_efficiency/cartpole_swingup                # their checkpoints are not
-run experiments/cartpole_saturation.py --runs $F2/mage $F2/td3 $F2/td3-utd     # committed: diagnose now
+run experiments/cartpole_saturation.py --runs $F2/mage $F2/td3 $F2/td3-utd $F2/dyna  # committed: diagnose now
 run experiments/fig2_sample_efficiency.py --scale cpu                   # + CartPole Dyna-TD3 (~75 min)
-run experiments/cartpole_saturation.py                                  # reads Fig. 2's CartPole runs
 run experiments/fig8_lambda_sweep.py --scale cpu                        # λ = 0.2 and Dyna-TD3 copied
-# make test-slow's check of the cpu preset (issue "Fidelity ..."): 5 seeds x 9000 steps, ~30 min
-echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) make test-slow: the cpu preset's Pendulum check"
-"$PY" -m pytest -q -s -m slow -k cpu_preset tests/test_learning_slow.py 2>&1 | tee runs/test_slow_cpu_preset.log
+# (make test-slow's cpu-preset check ran here once, session 10: experiments/results/cpu_preset_sweep/test_slow_cpu_preset.log)
 run experiments/fig4_learned_reward.py --scale cpu
 run experiments/fig7_model_capacity.py --scale cpu                      # default models copied
 run experiments/cartpole_saturation.py                                  # + Fig. 4's learned reward
