@@ -185,8 +185,9 @@ def adopt_twin(name: str, twin: Path, run_dir: Path) -> dict:
     twin_summary = json.loads((twin / "summary.json").read_text())
     log(f"{name}: the finished run {twin} has this config and seeds; its evaluations to step {last} "
         f"({reason}) are this setting's")
-    return dict(stopped=reason, train_s=None, loads=None, copied_from=str(twin.relative_to(ROOT)) if ROOT in twin.parents else str(twin),
-                twin_train_s=twin_summary.get("train_s"), twin_env_steps=twin_summary.get("env_steps"))
+    where = str(twin.relative_to(ROOT)) if ROOT in twin.parents else str(twin)
+    return dict(stopped=reason, train_s=None, copied_from=where, twin_train_s=twin_summary.get("train_s"),
+                twin_env_steps=twin_summary.get("env_steps"))
 
 
 def learn(name: str, overrides: dict) -> dict:
