@@ -144,21 +144,10 @@ def stop_reason(rows: list[dict], env_step: int) -> str | None:
 def finished_twin(config, search_root: Path | None = None) -> Path | None:
     """A finished run of exactly `config` with this sweep's seeds (5, base seed 0) under
     `search_root` (default experiments/results, outside this sweep's own folder), or None."""
-    from magejax.runs import metrics_io
+    from magejax.experiments import conditions
 
-    search_root = search_root or ROOT / "experiments" / "results"
-    for summary in sorted(search_root.glob("*/**/summary.json")):
-        source = summary.parent
-        if RESULTS in source.parents or source == RESULTS:
-            continue
-        try:
-            settings = metrics_io.read_run_settings(source) or {}
-            if (metrics_io.read_config(source) == config and settings.get("seeds") == SEEDS
-                    and settings.get("seed", 0) == 0):
-                return source
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
+    return conditions.find_finished_run(config, SEEDS, 0, search_root or ROOT / "experiments" / "results",
+                                        exclude=RESULTS)
 
 
 def rows_until_stop(rows: list[dict]) -> tuple[list[dict], str, int]:

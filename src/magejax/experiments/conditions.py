@@ -189,12 +189,9 @@ def adopt_finished_twin(cond: Condition, out: Path, *, seeds: int, base_seed: in
     target = out / cond.name
     if _same_run(target, config, settings):
         return None
-    for summary_file in sorted(search_root.glob(f"*/**/{SUMMARY_FILE}")):
-        source = summary_file.parent
-        if source.resolve() == target.resolve() or not (source / metrics_io.CONFIG_FILE).exists():
-            continue
-        if not _finished(source, config, settings, needs_final=needs_final):
-            continue
+    source = find_finished_run(config, seeds, base_seed, search_root, needs_final=needs_final, exclude=target)
+    if source is not None:
+        summary_file = source / SUMMARY_FILE
         if target.exists():
             shutil.rmtree(target)  # another config's run: replaced, as a rerun would
         target.mkdir(parents=True)
@@ -206,7 +203,21 @@ def adopt_finished_twin(cond: Condition, out: Path, *, seeds: int, base_seed: in
         summary.update(name=cond.name, label=cond.label, panel=cond.panel,
                        copied_from=str(source.relative_to(search_root)))  # e.g. fig2_sample_efficiency/pendulum/mage
         (target / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        return source
+    return source
+
+
+def find_finished_run(config: Config, seeds: int, base_seed: int, search_root: Path, *,
+                      needs_final: bool = False, exclude: Path | None = None) -> Path | None:
+    """The first finished run (sorted by path) of exactly this config, seed count and base seed
+    under `search_root`, skipping `exclude` and everything below it; None if there is none."""
+    settings = {"seeds": seeds, "seed": base_seed}
+    skip = exclude.resolve() if exclude is not None else None
+    for summary_file in sorted(search_root.glob(f"*/**/{SUMMARY_FILE}")):
+        source = summary_file.parent
+        if skip is not None and (source.resolve() == skip or skip in source.resolve().parents):
+            continue
+        if (source / metrics_io.CONFIG_FILE).exists() and _finished(source, config, settings, needs_final=needs_final):
+            return source
     return None
 
 
