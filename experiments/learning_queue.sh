@@ -28,8 +28,8 @@ run experiments/fig2_sample_efficiency.py --scale cpu                   # + Cart
 run experiments/fig8_lambda_sweep.py --scale cpu                        # λ = 0.2 and Dyna-TD3 copied
 # (make test-slow's cpu-preset check ran here once, session 10: experiments/results/cpu_preset_sweep/test_slow_cpu_preset.log)
 run experiments/fig4_learned_reward.py --scale cpu
-run experiments/fig7_model_capacity.py --scale cpu                      # default models copied
 run experiments/cartpole_saturation.py                                  # + Fig. 4's learned reward
+run experiments/fig7_model_capacity.py --scale cpu                      # default models copied
 # The paper-size Pendulum bar (issue "The paper's claims"), the cheap baselines first so that
 # whatever completes can be compared. Evaluation every 250 steps makes its MAGE-TD3 run exactly
 # the sweep's paper-size setting critic384_batch512, which the sweep then adopts (not retrained).

@@ -359,6 +359,41 @@ def test_a_copied_condition_is_not_trained_again_with_its_sweep(tmp_path, monkey
     assert doc["conditions"]["pendulum/mage-lam0.1"]["stats"]["eval_return"]["final"]["iqm"] == pytest.approx(-400.0)
 
 
+def test_only_runs_its_conditions_but_the_summary_keeps_every_finished_one(tmp_path, monkeypatch):
+    """`--only` trains only the selected conditions; the figure's summary and checks still cover
+    the others finished here with the same config and seeds (running one condition used to drop
+    every other result from summary.json). Unfinished runs and other configs' leftovers are left out."""
+    fig2 = script("fig2_sample_efficiency")
+    cond = {c.name: c for c in fig2.conditions("cpu")}
+    out = tmp_path / "results" / "fig2_sample_efficiency"
+    _fake_run(out / "pendulum/mage", cond["pendulum/mage"], seeds=5, value=-300.0)
+    _fake_run(out / "pendulum/td3", cond["pendulum/td3"], seeds=5, value=-900.0)
+    _fake_run(out / "pendulum/dyna", cond["pendulum/dyna"], seeds=5, finished=False)
+    _fake_run(out / "cartpole_swingup/mage", cond["pendulum/mage"], seeds=5)  # another config's files
+    _fake_run(out / "cartpole_swingup/td3", cond["cartpole_swingup/td3"], seeds=3)  # another seed count
+    programs = []
+
+    def fake_run_conditions(group, out, *, seeds, **kwargs):
+        programs.append([c.name for c in group])
+        for c in group:
+            _fake_run(out / c.name, c, seeds=seeds, value=-600.0)
+        return [experiment.summarize_condition(out / c.name, c.name, kwargs["metrics"]) for c in group]
+
+    monkeypatch.setattr(figures, "run_conditions", fake_run_conditions)
+    doc = fig2.main(["--scale", "cpu", "--out", str(out), "--only", "pendulum/td3-utd", "--compile-cache", "off",
+                     "--quiet"])
+    assert programs == [["pendulum/td3-utd"]]
+    assert set(doc["conditions"]) == {"pendulum/td3-utd", "pendulum/mage", "pendulum/td3"}
+    assert doc["conditions"]["pendulum/mage"]["wall_s"] == 12.0  # the stored summary's timings kept
+    assert json.loads((out / "summary.json").read_text())["conditions"].keys() == doc["conditions"].keys()
+    bars = {b["claim"]: b for b in doc["bars"]}
+    vs_td3 = next(b for claim, b in bars.items() if "pendulum" in claim and ">= TD3 AUC" in claim)
+    vs_utd = next(b for claim, b in bars.items() if "pendulum" in claim and ">= TD3-UTD AUC" in claim)
+    vs_dyna = next(b for claim, b in bars.items() if "pendulum" in claim and ">= Dyna-TD3 AUC" in claim)
+    assert vs_td3["holds"] is True and vs_utd["holds"] is True and vs_dyna["holds"] is None
+    assert "pendulum/mage" in (out / "summary.md").read_text()
+
+
 def test_mpc_probe_pairs_the_actor_and_the_planner_on_the_same_episodes():
     import jax
 

@@ -223,6 +223,20 @@ def find_finished_run(config: Config, seeds: int, base_seed: int, search_root: P
 
 # ------------------------------------------------------------------------------------ one condition
 
+def finished_summary(cond: Condition, out: Path, *, seeds: int, base_seed: int, scale: str,
+                     metrics: Sequence[str] = ("eval_return",), needs_final: bool = False) -> dict | None:
+    """The summary of `out/cond.name` when it holds a finished run of exactly `cond`'s config and
+    seeds (statistics recomputed from its rows, timings kept), else None. Nothing is run."""
+    d = out / cond.name
+    try:
+        config = cond.config()
+    except (configs.ConfigError, ValueError):  # e.g. an environment not registered here
+        return None
+    if not _finished(d, config, _run_settings(seeds, base_seed, cond, scale), needs_final=needs_final):
+        return None
+    return {**json.loads((d / SUMMARY_FILE).read_text()), **summarize_condition(d, cond.name, metrics)}
+
+
 def run_condition(cond: Condition, out: Path, **kwargs) -> dict:
     """Run, resume or reuse one condition; returns its summary (also written to `summary.json`).
     Arguments as `run_conditions`'."""
@@ -254,13 +268,11 @@ def run_conditions(conds: list[Condition], out: Path, *, seeds: int, base_seed: 
     tag = f"[{names}] " if len(conds) == 1 else "[" + " | ".join(cond.name for cond in conds) + "] "
     if not rerun and all(_finished(d, c, st, needs_final=final_probe is not None)
                          for d, c, st in zip(run_dirs, cfgs, settings)):
-        summaries = []
         for cond, d in zip(conds, run_dirs):
             log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {d}")
-            # Statistics from the rows again (they may be newer than the stored summary's), timings kept.
-            saved = json.loads((d / SUMMARY_FILE).read_text())
-            summaries.append({**saved, **summarize_condition(d, cond.name, metrics)})
-        return summaries
+        # Statistics from the rows again (they may be newer than the stored summary's), timings kept.
+        return [finished_summary(cond, out, seeds=seeds, base_seed=base_seed, scale=scale, metrics=metrics,
+                                 needs_final=final_probe is not None) for cond in conds]
     resume = not rerun and all(_same_run(d, c, st) for d, c, st in zip(run_dirs, cfgs, settings))
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from magejax import configs
 from magejax.runs import metrics_io, plotting
 from magejax.configs import hyperparams
 from magejax.experiments.checks import Bar, fmt
-from magejax.experiments.conditions import (SCALES, SUMMARY_FILE, Condition, Probe, adopt_finished_twin, run_conditions,
-                                            summarize_condition)
+from magejax.experiments.conditions import (SCALES, SUMMARY_FILE, Condition, Probe, adopt_finished_twin, finished_summary,
+                                            run_conditions, summarize_condition)
 from magejax.runs.progress import hms
 
 LOG_FILE = "log.txt"
@@ -74,7 +74,8 @@ def parse_args(figure: Figure, argv=None, description: str | None = None) -> arg
     p.add_argument("--eval-every", type=int, metavar="N", help="override every condition's evaluation interval")
     p.add_argument("--only", nargs="+", metavar="TEXT",
                    help="run only the conditions whose name contains one of these strings (the "
-                        "figure's summary and checks then cover only those)")
+                        "figure's summary and checks still cover every other condition found "
+                        "finished with the same config and seeds)")
     p.add_argument("--rerun", action="store_true", help="run conditions again even if finished")
     p.add_argument("--no-reuse-across-figures", action="store_true",
                    help="do not copy a finished run of the same config and seeds from another "
@@ -150,6 +151,7 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
     names = [cond.name for cond in conditions]
     if len(set(names)) != len(names):
         raise ValueError(f"{figure.name}: condition names are not unique: {names}")
+    every_condition = conditions
     if args.only:
         conditions = [cond for cond in conditions if any(s in cond.name for s in args.only)]
     metrics = ("eval_return",) + tuple(figure.metrics)
@@ -192,7 +194,17 @@ def _run(figure: Figure, args: argparse.Namespace, out: Path, log: Callable[[str
                                  probe=figure.probe, metrics=metrics, rerun=args.rerun, log=log,
                                  final_probe=final_probe)
         summaries.update({cond.name: summary for cond, summary in zip(group, results)})
-    return finish_figure(figure, out, args.scale, conditions, summaries, log, skipped)
+    # The figure's summary and checks cover every finished condition, not only those --only ran:
+    # running one condition must not drop the others' results from summary.json.
+    for cond in every_condition:
+        if cond not in conditions:
+            found = finished_summary(cond, out, seeds=cond.seeds or args.seeds or seeds, base_seed=args.seed,
+                                     scale=args.scale, metrics=metrics, needs_final=final_probe is not None)
+            if found is not None:
+                log(f"[{cond.name}] not selected by --only; finished earlier with the same config and "
+                    f"seeds: summarised with the others")
+                summaries[cond.name] = found
+    return finish_figure(figure, out, args.scale, every_condition, summaries, log, skipped)
 
 
 def program_groups(conditions: list[Condition], seeds: int, separately: bool = False) -> list[tuple[list, int]]:
