@@ -31,9 +31,10 @@ run experiments/fig4_learned_reward.py --scale cpu
 run experiments/cartpole_saturation.py                                  # + Fig. 4's learned reward
 run experiments/fig7_model_capacity.py --scale cpu                      # default models copied
 # The paper-size Pendulum bar (issue "The paper's claims"), the cheap baselines first so that
-# whatever completes can be compared; it completes that issue, so it runs before the rest of the
-# sweep (about 14 h of runs that cannot displace the chosen preset, see the sweep's table). Evaluation every 250 steps makes its MAGE-TD3 run exactly
-# the sweep's paper-size setting critic384_batch512, which the sweep then adopts (not retrained).
+# whatever completes can be compared. It completes that issue, so it runs before the rest of the
+# sweep (about 14 h of runs that cannot displace the chosen preset: see the sweep's table).
+# Evaluation every 250 steps makes its MAGE-TD3 run exactly the sweep's paper-size setting
+# critic384_batch512, which the sweep then adopts (not retrained).
 PAPER="--scale paper --steps 10000 --eval-every 250"
 run experiments/fig2_sample_efficiency.py $PAPER --only pendulum/td3     # TD3 and TD3-UTD
 run experiments/fig2_sample_efficiency.py $PAPER --only pendulum/mage    # ~4 h
