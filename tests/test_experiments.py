@@ -188,6 +188,24 @@ def test_fig7_small_model_check_compares_with_the_default_interval():
     assert mod.bars({}, "tiny")[-1].claim == near.claim
 
 
+def test_fig2_paper_pendulum_bar_is_on_the_mean_final_return():
+    """The paper-size Pendulum bar (as make test-slow's): MAGE-TD3's mean final return >= -250.
+    The mean, not the IQM: one seed at -1000 among four at -100 fails it (mean -280, IQM -100)."""
+    mod = script("fig2_sample_efficiency")
+
+    def bar(per_seed):
+        curves = np.array(per_seed, dtype=np.float64)[:, None] * np.ones((1, 3))
+        stats = {"eval_return": experiment.curve_stats(np.array([0, 100, 200]), curves)}
+        summaries = {"pendulum/mage": {"seeds": len(per_seed), "stats": stats}}
+        return next(b for b in mod.bars(summaries, "paper") if b.claim.startswith("Pendulum bar"))
+
+    assert bar([-200.0, -240.0, -260.0, -150.0, -249.0]).holds is True
+    failing = bar([-100.0, -100.0, -100.0, -100.0, -1000.0])
+    assert failing.holds is False and "mean over seeds -280" in failing.detail, failing.line()
+    assert all(not b.claim.startswith("Pendulum bar") for b in mod.bars({}, "cpu"))
+    assert next(b for b in mod.bars({}, "paper") if b.claim.startswith("Pendulum bar")).holds is None
+
+
 def test_table1_reports_max_average_return_beside_the_paper():
     mod = script("table1_halfcheetah")
     bars = mod.bars(_summaries({"halfcheetah/mage": 1234.0}), "cpu")

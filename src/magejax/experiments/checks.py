@@ -73,6 +73,20 @@ def compare_bar(claim: str, summaries: dict, better: str, worse: str, *, metric:
                              f"({poi['ci95'][0]:.2f} .. {poi['ci95'][1]:.2f})")
 
 
+def threshold_bar(claim: str, summaries: dict, name: str, threshold: float, *, metric: str = "eval_return",
+                  which: str = "final") -> Bar:
+    """Holds if the MEAN over seeds of `name`'s `which` `metric` is >= `threshold` (a bar stated
+    on the mean, e.g. "mean final evaluation return >= -250"); the detail adds the IQM and seeds."""
+    a = stat(summaries, name, metric, which)
+    if a is None:
+        return Bar(claim, None, f"not run: {name}")
+    mean = a["mean"]
+    holds = mean is not None and math.isfinite(mean) and mean >= threshold
+    seeds = ", ".join("n/a" if v is None else f"{v:.4g}" for v in a["per_seed"])
+    return Bar(claim, holds, f"{which} {metric}: mean over seeds {'n/a' if mean is None else format(mean, '.4g')} "
+                             f"{'>=' if holds else 'not >='} {threshold:g}; IQM {fmt(a)}; per seed {seeds}")
+
+
 def ratio_over_time(claim: str, summaries: dict, low: str, high: str, *, metric: str, points: int = 10) -> Bar:
     """An information line: `high`'s IQM over seeds divided by `low`'s at up to `points` evaluations
     spread over the run (does a ratio settle, or still move at the end?)."""
