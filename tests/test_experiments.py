@@ -1,6 +1,6 @@
-"""The experiment scripts and their shared runner: statistics by hand, every script's conditions
-and checks, and real tiny runs (files written, summaries equal to the metrics on disk, an
-interrupted condition keeps its rows and resumes)."""
+"""The experiment scripts and their shared runner: every script's conditions and checks, and real
+tiny runs (files written, summaries equal to the metrics on disk, an interrupted condition keeps
+its rows and resumes)."""
 from __future__ import annotations
 
 import csv
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from magejax import configs, envs
+from magejax.analysis import statistics
 from magejax.experiments import checks, conditions as experiment, figures
 from magejax.runs import metrics_io
 
@@ -38,31 +39,6 @@ def compile_cache(tmp_path_factory):
     path = tmp_path_factory.mktemp("jax_cache")
     figures.enable_compile_cache(path)
     return path
-
-
-# ------------------------------------------------------------------------------ statistics
-
-def test_curve_stats_by_hand():
-    steps = np.array([0, 100, 300])
-    values = np.array([[0.0, 2.0, 4.0], [2.0, 2.0, 2.0]])
-    st = experiment.curve_stats(steps, values)
-    # Seed 0: trapezoid (0+2)/2·100 + (2+4)/2·200 = 700 over 300 steps; seed 1: 2.
-    np.testing.assert_allclose(st["auc"]["per_seed"], [700 / 300, 2.0])
-    assert st["final"]["per_seed"] == [4.0, 2.0] and st["final"]["mean"] == 3.0
-    assert st["max"]["per_seed"] == [4.0, 2.0]
-    # Two seeds: the IQM of two values is their mean; a bootstrap resample of (4, 2) has mean 2, 3
-    # or 4, so the percentile interval is [2, 4] (within the seeds, where a t interval spans ±12.7).
-    assert st["final"]["iqm"] == 3.0
-    assert st["final"]["iqm_ci95"] == [2.0, 4.0] and st["final"]["ci95"] == [2.0, 4.0]
-
-
-def test_curve_stats_skip_columns_not_finite_in_every_seed():
-    steps = np.array([0, 100, 200, 300])
-    values = np.array([[np.nan, 1.0, 3.0, 5.0], [np.nan, 1.0, np.nan, 5.0]])
-    st = experiment.curve_stats(steps, values)
-    assert st["finite_evaluations"] == 2
-    np.testing.assert_allclose(st["auc"]["per_seed"], [3.0, 3.0])  # the curve through 100 and 300
-    assert st["max"]["per_seed"] == [5.0, 5.0]
 
 
 # ------------------------------------------------------------------------------ every script
@@ -132,7 +108,7 @@ def _flat_curve_stats(value: float) -> dict:
     """`curve_stats` of a flat curve near `value` (3 seeds); cached: its bootstrap intervals are
     the slow part of the check tests, and the same values recur across conditions."""
     curves = value + np.array([[-0.01], [0.0], [0.01]]) * abs(value) + np.zeros((3, 3))
-    return experiment.curve_stats(np.array([0, 100, 200]), curves)
+    return statistics.curve_stats(np.array([0, 100, 200]), curves)
 
 
 def _summaries(values: dict, metric: str = "eval_return") -> dict:
@@ -195,7 +171,7 @@ def test_fig2_paper_pendulum_bar_is_on_the_mean_final_return():
 
     def bar(per_seed):
         curves = np.array(per_seed, dtype=np.float64)[:, None] * np.ones((1, 3))
-        stats = {"eval_return": experiment.curve_stats(np.array([0, 100, 200]), curves)}
+        stats = {"eval_return": statistics.curve_stats(np.array([0, 100, 200]), curves)}
         summaries = {"pendulum/mage": {"seeds": len(per_seed), "stats": stats}}
         return next(b for b in mod.bars(summaries, "paper") if b.claim.startswith("Pendulum bar"))
 
@@ -498,12 +474,12 @@ def test_iqm_curve_and_the_ratio_along_the_run():
     steps = np.array([0, 100, 200, 300])
     # 4 seeds: the IQM drops the lowest and the highest seed at every point.
     values = np.array([[1.0, 2.0, 4.0, 8.0], [3.0, 3.0, 3.0, 3.0], [5.0, 6.0, 6.0, 6.0], [100.0, 100, 100, 100]])
-    low = experiment.curve_stats(steps, values)
+    low = statistics.curve_stats(steps, values)
     assert low["iqm_curve"] == {"env_step": [0, 100, 200, 300], "iqm": [4.0, 4.5, 5.0, 7.0]}
-    high = experiment.curve_stats(steps, 3 * values)
+    high = statistics.curve_stats(steps, 3 * values)
     summaries = {"a": {"stats": {"m": low}}, "b": {"stats": {"m": high}}}
     bar = checks.ratio_over_time("ratio", summaries, "a", "b", metric="m", points=3)
     assert bar.info and bar.line() == "INFO ratio: m IQM b / a at env step 0: 3, 200: 3, 300: 3"
-    with_nan = experiment.curve_stats(steps, np.where(values == 1.0, np.nan, values))
+    with_nan = statistics.curve_stats(steps, np.where(values == 1.0, np.nan, values))
     assert with_nan["iqm_curve"]["iqm"][0] is None
     assert checks.ratio_over_time("r", {"a": {"stats": {"m": low}}}, "a", "b", metric="m").holds is None

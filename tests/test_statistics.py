@@ -1,5 +1,6 @@
-"""`analysis.statistics`: IQM with stratified-bootstrap intervals and the probability of improvement
-(through rliable), checked against direct computations; Student-t intervals."""
+"""`analysis.statistics`: IQM with stratified-bootstrap intervals, the probability of improvement
+(through rliable) and a learning curve's summary, checked against direct computations; Student-t
+intervals."""
 from __future__ import annotations
 
 import math
@@ -63,3 +64,26 @@ def test_student_t_interval():
     assert statistics.t_quantile_975(1000) == pytest.approx(scipy_stats.t.ppf(0.975, 1000), abs=1e-6)
     with pytest.raises(ValueError, match="seeds >= 1"):
         statistics.mean_t_interval(np.zeros((0, 3)))
+
+
+def test_curve_stats_by_hand():
+    steps = np.array([0, 100, 300])
+    values = np.array([[0.0, 2.0, 4.0], [2.0, 2.0, 2.0]])
+    st = statistics.curve_stats(steps, values)
+    # Seed 0: trapezoid (0+2)/2·100 + (2+4)/2·200 = 700 over 300 steps; seed 1: 2.
+    np.testing.assert_allclose(st["auc"]["per_seed"], [700 / 300, 2.0])
+    assert st["final"]["per_seed"] == [4.0, 2.0] and st["final"]["mean"] == 3.0
+    assert st["max"]["per_seed"] == [4.0, 2.0]
+    # Two seeds: the IQM of two values is their mean; a bootstrap resample of (4, 2) has mean 2, 3
+    # or 4, so the percentile interval is [2, 4] (within the seeds, where a t interval spans ±12.7).
+    assert st["final"]["iqm"] == 3.0
+    assert st["final"]["iqm_ci95"] == [2.0, 4.0] and st["final"]["ci95"] == [2.0, 4.0]
+
+
+def test_curve_stats_skip_columns_not_finite_in_every_seed():
+    steps = np.array([0, 100, 200, 300])
+    values = np.array([[np.nan, 1.0, 3.0, 5.0], [np.nan, 1.0, np.nan, 5.0]])
+    st = statistics.curve_stats(steps, values)
+    assert st["finite_evaluations"] == 2
+    np.testing.assert_allclose(st["auc"]["per_seed"], [3.0, 3.0])  # the curve through 100 and 300
+    assert st["max"]["per_seed"] == [5.0, 5.0]

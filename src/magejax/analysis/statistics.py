@@ -6,6 +6,8 @@ edge of the statistical precipice", NeurIPS 2021), computed with their `rliable`
   iqm_band(values)                the same per evaluation point of a learning curve (S, P)
   iqm_curve(values)               the IQM alone per evaluation point (S, P) -> (P,), no interval
   probability_of_improvement(x, y)  P(a run of x scores above a run of y), with its bootstrap CI
+  curve_stats(steps, values)      a learning curve's final, AUC and max per seed, each as
+                                  score_summary: IQM and mean over seeds with their intervals
   mean_t_interval(values)         the mean and its Student-t 95% CI (the CLI's quick summaries)
 
 With one task, rliable's stratified bootstrap resamples the runs of that task. Bootstrap draws
@@ -161,3 +163,44 @@ def probability_of_improvement(x, y) -> dict:
     point, interval = _interval_estimates(pair, metrics.probability_of_improvement, CI_REPS)
     p, (lo, hi) = point["x,y"], interval["x,y"]
     return {"p": float(np.squeeze(p)), "ci95": [float(np.squeeze(lo)), float(np.squeeze(hi))]}
+
+
+def score_summary(per_seed) -> dict:
+    """IQM and mean over seeds of per-seed scores (S,), each with its stratified-bootstrap 95% CI,
+    the std and the scores, as JSON-ready floats (None where not finite).
+
+    -> {"iqm", "iqm_ci95": [lo, hi], "mean", "ci95": [lo, hi], "std", "per_seed": [S]}"""
+    per_seed = np.asarray(per_seed, dtype=np.float64).reshape(-1)
+    r = iqm_interval(per_seed)
+    fin = _finite_or_none
+    return {"iqm": fin(r["iqm"]), "iqm_ci95": [fin(x) for x in r["iqm_ci95"]],
+            "mean": fin(r["mean"]), "ci95": [fin(x) for x in r["mean_ci95"]],
+            "std": fin(float(np.std(per_seed, ddof=1))) if len(per_seed) > 1 else None,
+            "per_seed": [fin(float(x)) for x in per_seed]}
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def curve_stats(steps, values) -> dict:
+    """Statistics of a learning curve, per seed and then over seeds (`score_summary`).
+
+    steps (P,), values (S, P). `final` is the last evaluation; `auc` the area under the curve
+    divided by its length in env steps (the mean value over training, in the metric's own units),
+    over the evaluations finite in every seed; `max` the best evaluation (the TD3 paper's
+    "maximum average return"); `iqm_curve` the IQM over seeds at every evaluation (no interval:
+    a bootstrap per point is the plots' job, `iqm_band`)."""
+    steps = np.asarray(steps, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.all(np.isfinite(values), axis=0)
+    if finite.sum() >= 2:
+        s, v = steps[finite], values[:, finite]
+        auc = np.trapezoid(v, s, axis=1) / (s[-1] - s[0])
+    else:
+        auc = np.full(values.shape[0], np.nan)
+    best = np.where(finite.any(), np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1), np.nan)
+    iqm = [float(x) if np.isfinite(x) else None for x in iqm_curve(values)]
+    return {"final": score_summary(values[:, -1]), "auc": score_summary(auc), "max": score_summary(best),
+            "env_steps": [int(steps[0]), int(steps[-1])], "finite_evaluations": int(finite.sum()),
+            "iqm_curve": {"env_step": [int(x) for x in steps], "iqm": iqm}}

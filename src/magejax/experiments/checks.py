@@ -1,5 +1,5 @@
 """Pass/fail checks of a figure's claims ("BAR" lines), computed from condition summaries
-(`conditions.curve_stats`: IQM over seeds with stratified-bootstrap intervals). Each figure script
+(`analysis.statistics.curve_stats`: IQM over seeds with stratified-bootstrap intervals). Each figure script
 states its checks with these before its runs; `figures.finish_figure` prints and saves them.
 
   compare_bar     X's IQM >= Y's (with the probability of improvement P(X > Y) beside it)

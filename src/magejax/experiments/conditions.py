@@ -15,17 +15,12 @@ Files of a condition, under the figure's output directory (`magejax.experiments.
   and final.json when the figure has a final probe (per-seed values measured once on the trained
   state)
 
-Statistics (`curve_stats`), per seed and then over seeds: the interquartile mean (IQM) and the
-mean, each with its stratified-bootstrap 95% interval (Agarwal et al. 2021, `analysis.statistics`):
-`final` is the last evaluation; `auc` the area under the curve divided by its length in env
-steps (the mean value over training, in the metric's own units), over the evaluations finite in
-every seed; `max` the best evaluation (the TD3 paper's "maximum average return").
+A condition's statistics are `analysis.statistics.curve_stats` of its rows on disk.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -109,40 +104,6 @@ Probe = Callable[["object"], Callable]
 the runner vmaps and jits it. A figure's `probe` is called at every evaluation, its
 `final_probe` once, on the state at the end of training (for measurements too costly to repeat,
 e.g. evaluation with a planner)."""
-
-
-# ------------------------------------------------------------------------------------ statistics
-
-def _mean_ci(per_seed: np.ndarray) -> dict:
-    """IQM and mean over seeds, each with its stratified-bootstrap 95% CI (`analysis.statistics`)."""
-    r = statistics.iqm_interval(per_seed)
-    fin = _finite_or_none
-    return {"iqm": fin(r["iqm"]), "iqm_ci95": [fin(x) for x in r["iqm_ci95"]],
-            "mean": fin(r["mean"]), "ci95": [fin(x) for x in r["mean_ci95"]],
-            "std": fin(float(np.std(per_seed, ddof=1))) if len(per_seed) > 1 else None,
-            "per_seed": [fin(float(x)) for x in per_seed]}
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def curve_stats(steps: np.ndarray, values: np.ndarray) -> dict:
-    """`final`, `auc` and `max` of a curve (see the module docstring). values: (S, P)."""
-    steps = np.asarray(steps, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.all(np.isfinite(values), axis=0)
-    if finite.sum() >= 2:
-        s, v = steps[finite], values[:, finite]
-        auc = np.trapezoid(v, s, axis=1) / (s[-1] - s[0])
-    else:
-        auc = np.full(values.shape[0], np.nan)
-    best = np.where(finite.any(), np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1), np.nan)
-    # The IQM over seeds at every evaluation (no interval: a bootstrap per point is the plots' job).
-    iqm = [float(x) if np.isfinite(x) else None for x in statistics.iqm_curve(values)]
-    return {"final": _mean_ci(values[:, -1]), "auc": _mean_ci(auc), "max": _mean_ci(best),
-            "env_steps": [int(steps[0]), int(steps[-1])], "finite_evaluations": int(finite.sum()),
-            "iqm_curve": {"env_step": [int(x) for x in steps], "iqm": iqm}}
 
 
 # ------------------------------------------------------------------------------------ files
@@ -323,12 +284,12 @@ def summarize_condition(run_dir: Path, name: str, metrics: Sequence[str]) -> dic
     stats = {}
     for metric in dict.fromkeys(("eval_return",) + tuple(metrics)):
         steps, values = metrics_io.curves_from_metrics(rows, metric)
-        stats[metric] = curve_stats(steps, values)
+        stats[metric] = statistics.curve_stats(steps, values)
     summary = {"name": name, "label": settings.get("label"), "panel": settings.get("panel"),
                "env": config.env, "algo": config.algo, "seeds": settings.get("seeds"),
                "env_steps": config.total_steps, "evaluated_to": int(steps[-1]),
                "nonfinite_losses": sum(r.get("nonfinite_losses") or 0 for r in rows), "stats": stats}
     if (run_dir / FINAL_FILE).exists():
         final = json.loads((run_dir / FINAL_FILE).read_text())
-        summary["final_probe"] = {k: _mean_ci(np.asarray(v, dtype=np.float64)) for k, v in final.items()}
+        summary["final_probe"] = {k: statistics.score_summary(v) for k, v in final.items()}
     return summary
