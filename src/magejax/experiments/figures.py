@@ -224,6 +224,8 @@ def finish_figure(figure: Figure, out: Path, scale: str, conditions: list[Condit
                   log: Callable[[str], None] = print, skipped: dict | None = None) -> dict:
     """Plots, checks and the figure's summary files from the conditions' results."""
     ran = [cond for cond in conditions if cond.name in summaries]
+    # In the figure's order, whatever order the programs ran in (equal results, equal files).
+    summaries = {cond.name: summaries[cond.name] for cond in ran} | summaries
     plots = []
     for plot in figure.plots:
         panels: dict = {}
