@@ -195,7 +195,13 @@ def finished_summary(cond: Condition, out: Path, *, seeds: int, base_seed: int, 
         return None
     if not _finished(d, config, _run_settings(seeds, base_seed, cond, scale), needs_final=needs_final):
         return None
-    return {**json.loads((d / SUMMARY_FILE).read_text()), **summarize_condition(d, cond.name, metrics)}
+    return _reused_summary(d, cond.name, metrics)
+
+
+def _reused_summary(run_dir: Path, name: str, metrics: Sequence[str]) -> dict:
+    """A finished run's stored summary with its statistics recomputed from its rows (they may be
+    newer than the stored ones); its timings kept."""
+    return {**json.loads((run_dir / SUMMARY_FILE).read_text()), **summarize_condition(run_dir, name, metrics)}
 
 
 def run_condition(cond: Condition, out: Path, **kwargs) -> dict:
@@ -231,9 +237,7 @@ def run_conditions(conds: list[Condition], out: Path, *, seeds: int, base_seed: 
                          for d, c, st in zip(run_dirs, cfgs, settings)):
         for cond, d in zip(conds, run_dirs):
             log(f"[{cond.name}] finished earlier with the same config and seeds: reusing {d}")
-        # Statistics from the rows again (they may be newer than the stored summary's), timings kept.
-        return [finished_summary(cond, out, seeds=seeds, base_seed=base_seed, scale=scale, metrics=metrics,
-                                 needs_final=final_probe is not None) for cond in conds]
+        return [_reused_summary(d, cond.name, metrics) for cond, d in zip(conds, run_dirs)]
     resume = not rerun and all(_same_run(d, c, st) for d, c, st in zip(run_dirs, cfgs, settings))
     for d in run_dirs:
         d.mkdir(parents=True, exist_ok=True)
